@@ -1,0 +1,43 @@
+import * as cjsonModule from "cjson";
+
+// A private instance, so the depth limit set here does not change cjson for other scripts in
+// the same auth process.
+const cjson = cjsonModule.new();
+cjson.decode_max_depth(32);
+
+export type DecodeResult =
+  | { readonly ok: true; readonly object: LuaTable<string, unknown> }
+  | { readonly ok: false; readonly problem: string };
+
+/**
+ * Decodes a JSON object. JSON null becomes absent (nil) in the returned table, so no caller can
+ * mistake cjson.null for a value. Arrays, scalars and invalid JSON are rejected.
+ */
+export function decodeObject(text: string): DecodeResult {
+  const [decoded, value] = pcall(() => cjson.decode(text));
+  if (!decoded) {
+    return { ok: false, problem: "body is not valid JSON" };
+  }
+  if (type(value) !== "table") {
+    return { ok: false, problem: "body is not a JSON object" };
+  }
+
+  const object = value as LuaTable<AnyNotNil, unknown>;
+  // cjson decodes both [] and {} to an empty table. An empty object is useless here anyway.
+  if (object.length() > 0 || next(object)[0] === undefined) {
+    return { ok: false, problem: "body is not a JSON object" };
+  }
+  for (const [key] of pairs(object)) {
+    if (typeof key !== "string") {
+      return { ok: false, problem: "body is not a JSON object" };
+    }
+  }
+
+  const result = new LuaTable<string, unknown>();
+  for (const [key, member] of pairs(object)) {
+    if (member !== cjson.null && member !== cjsonModule.null) {
+      result.set(key as string, member);
+    }
+  }
+  return { ok: true, object: result };
+}
