@@ -499,6 +499,7 @@ end
 return {
   __TS__Class = __TS__Class,
   __TS__StringStartsWith = __TS__StringStartsWith,
+  __TS__StringIncludes = __TS__StringIncludes,
   Error = Error,
   RangeError = RangeError,
   ReferenceError = ReferenceError,
@@ -513,7 +514,6 @@ return {
   __TS__ObjectKeys = __TS__ObjectKeys,
   __TS__ArraySort = __TS__ArraySort,
   __TS__ObjectEntries = __TS__ObjectEntries,
-  __TS__StringIncludes = __TS__StringIncludes,
   __TS__ArraySome = __TS__ArraySome,
   __TS__ObjectAssign = __TS__ObjectAssign,
   __TS__ArraySlice = __TS__ArraySlice
@@ -537,11 +537,11 @@ function ____exports.jsonTypeName(value)
     end
     return luaType
 end
---- Lowers ASCII letters only, so the result does not depend on the process locale.
+--- Lowers ASCII letters only. The explicit [A-Z] class, unlike %u, does not depend on the locale.
 function ____exports.normalizeName(name)
     return (string.gsub(
         name,
-        "%u",
+        "[A-Z]",
         function(letter) return string.char(string.byte(letter) + 32) end
     ))
 end
@@ -694,6 +694,8 @@ end
 return ____exports
  end,
 ["url"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__StringIncludes = ____lualib.__TS__StringIncludes
 local ____exports = {}
 local socketUrl = require("socket.url")
 --- Parses an absolute http(s) URL. Returns the URL, or undefined and the problem.
@@ -709,6 +711,9 @@ function ____exports.parseUrl(text)
     end
     if parts.host == nil or parts.host == "" then
         return nil, "the host is missing"
+    end
+    if __TS__StringIncludes(parts.host, ":") and (string.find(text, ("[" .. parts.host) .. "]", 1, true)) == nil then
+        return nil, "the host is not a valid name or address"
     end
     if parts.userinfo ~= nil then
         return nil, "credentials in the URL are not supported"
@@ -753,6 +758,7 @@ local __TS__ArraySort = ____lualib.__TS__ArraySort
 local __TS__ObjectEntries = ____lualib.__TS__ObjectEntries
 local ____exports = {}
 local parseLines, checkKnownKey, convertValue, trim, unquote, pairsOf, DOVECOT_ONLY_KEYS
+local lfs = require("lfs")
 local ____identity = require("identity")
 local expandUsernameFormat = ____identity.expandUsernameFormat
 local ____url = require("url")
@@ -915,6 +921,10 @@ function convertValue(key, spec, value, origin)
                     return fail(("cannot be read (" .. openError) .. ")", "Check the path and its permissions for the auth worker")
                 end
                 file:close()
+                local attributes = lfs.attributes(value)
+                if attributes == nil or attributes.mode ~= "file" then
+                    return fail("is not a regular file", "Check the path and its permissions for the auth worker")
+                end
                 return value
             end
         end
@@ -1061,6 +1071,7 @@ function dnsNameMatches(pattern, host)
     return suffix == string.sub(pattern, 2) and (string.find(suffix, ".", 2, true)) ~= nil
 end
 SUBJECT_ALT_NAME_OID = "2.5.29.17"
+local SYSTEM_CA_DIRECTORY = "/etc/ssl/certs"
 --- Returns a `create` function for socket.http.request that builds such a socket.
 function ____exports.connectionFactory(options)
     return function()
@@ -1137,7 +1148,8 @@ function DeadlineSocket.prototype.startTls(self)
             "no_tlsv1_1"
         },
         verify = self.options.verifyCertificate and "peer" or "none",
-        cafile = self.options.caFile
+        cafile = self.options.caFile,
+        capath = self.options.caFile == nil and SYSTEM_CA_DIRECTORY or nil
     }
     local conn, wrapError = ssl.wrap(self.sock, params)
     if conn == nil then
@@ -1230,6 +1242,7 @@ local ____exports = {}
 local cjsonModule = require("cjson")
 local cjson = cjsonModule.new()
 cjson.decode_max_depth(32)
+cjson.decode_invalid_numbers(false)
 --- Decodes a JSON object. JSON null becomes absent (nil) in the returned table, so no caller can
 -- mistake cjson.null for a value. Arrays, scalars and invalid JSON are rejected.
 function ____exports.decodeObject(text)
@@ -1250,12 +1263,15 @@ function ____exports.decodeObject(text)
         end
     end
     local result = {}
+    local nullMembers = {}
     for key, member in pairs(object) do
-        if member ~= cjson.null and member ~= cjsonModule.null then
+        if member == cjson.null or member == cjsonModule.null then
+            nullMembers[key] = true
+        else
             result[key] = member
         end
     end
-    return {ok = true, object = result}
+    return {ok = true, object = result, nullMembers = nullMembers}
 end
 return ____exports
  end,
@@ -1271,10 +1287,10 @@ local ____exports = {}
 local ____verdict = require("verdict")
 local refuse = ____verdict.refuse
 --- Checks `active` (RFC 7662) before anything else: when the claim is present, only JSON true
--- means the token is usable.
-function ____exports.checkActive(claims)
+-- means the token is usable, so `"active": null` refuses too.
+function ____exports.checkActive(claims, nullClaims)
     local active = claims.active
-    if active ~= nil and active ~= true then
+    if nullClaims.active ~= nil or active ~= nil and active ~= true then
         return refuse("PASSWORD_MISMATCH", "Token is not active")
     end
     return nil
@@ -1299,7 +1315,7 @@ function ____exports.checkExpiry(claims, now)
         ____temp_1 = ____temp_0
     end
     local seconds = ____temp_1
-    if seconds == nil then
+    if seconds == nil or seconds ~= seconds then
         return refuse("INTERNAL_FAILURE", "Claim exp is not a number")
     end
     if seconds <= now then
@@ -1348,7 +1364,7 @@ function ____exports.fetchUserinfo(settings, token, httpGet, log)
     if not decoded.ok then
         return refuse("INTERNAL_FAILURE", ((("Userinfo request failed: " .. decoded.problem) .. " (HTTP 200 from ") .. where) .. ")")
     end
-    return {ok = true, claims = decoded.object}
+    return {ok = true, claims = decoded.object, nullClaims = decoded.nullMembers}
 end
 return ____exports
  end,
@@ -1421,7 +1437,7 @@ function ____exports.verifyLogin(bridge, user, token, log)
         return userinfo
     end
     local claims = userinfo.claims
-    local policyRefusal = checkActive(claims) or checkExpiry(
+    local policyRefusal = checkActive(claims, userinfo.nullClaims) or checkExpiry(
         claims,
         bridge:now()
     )
@@ -1456,29 +1472,32 @@ function decision(log, result, reason)
         log:info(reason)
         return dovecot.auth.PASSDB_RESULT_OK, {}
     end
+    if result ~= "INTERNAL_FAILURE" then
+        log:info(reason)
+    end
     return resultCode(result), reason
 end
 function resultCode(result)
     repeat
-        local ____switch15 = result
-        local ____cond15 = ____switch15 == "OK"
-        if ____cond15 then
+        local ____switch16 = result
+        local ____cond16 = ____switch16 == "OK"
+        if ____cond16 then
             return dovecot.auth.PASSDB_RESULT_OK
         end
-        ____cond15 = ____cond15 or ____switch15 == "PASSWORD_MISMATCH"
-        if ____cond15 then
+        ____cond16 = ____cond16 or ____switch16 == "PASSWORD_MISMATCH"
+        if ____cond16 then
             return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH
         end
-        ____cond15 = ____cond15 or ____switch15 == "USER_UNKNOWN"
-        if ____cond15 then
+        ____cond16 = ____cond16 or ____switch16 == "USER_UNKNOWN"
+        if ____cond16 then
             return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN
         end
-        ____cond15 = ____cond15 or ____switch15 == "USER_DISABLED"
-        if ____cond15 then
+        ____cond16 = ____cond16 or ____switch16 == "USER_DISABLED"
+        if ____cond16 then
             return dovecot.auth.PASSDB_RESULT_USER_DISABLED
         end
-        ____cond15 = ____cond15 or ____switch15 == "INTERNAL_FAILURE"
-        if ____cond15 then
+        ____cond16 = ____cond16 or ____switch16 == "INTERNAL_FAILURE"
+        if ____cond16 then
             return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE
         end
     until true

@@ -2,6 +2,7 @@
 // settings to a Lua passdb. Where a key means the same as in Dovecot's own oauth2 driver, it has
 // the same name, so an existing dovecot-oauth2.conf.ext mostly carries over.
 
+import * as lfs from "lfs";
 import { expandUsernameFormat } from "./identity";
 import { parseUrl, ParsedUrl } from "./url";
 
@@ -260,6 +261,11 @@ function convertValue(key: string, spec: KeySpec, value: string, origin: string)
         return fail(`cannot be read (${openError})`, "Check the path and its permissions for the auth worker");
       }
       file.close();
+      // io.open succeeds on a directory on Linux; only reading it fails, much later.
+      const [attributes] = lfs.attributes(value);
+      if (attributes === undefined || attributes.mode !== "file") {
+        return fail("is not a regular file", "Check the path and its permissions for the auth worker");
+      }
       return value;
     }
     case "string":

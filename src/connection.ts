@@ -15,6 +15,7 @@ export interface ConnectionOptions {
 }
 
 const SUBJECT_ALT_NAME_OID = "2.5.29.17";
+const SYSTEM_CA_DIRECTORY = "/etc/ssl/certs";
 
 /** Returns a `create` function for socket.http.request that builds such a socket. */
 export function connectionFactory(
@@ -92,6 +93,8 @@ class DeadlineSocket {
       options: ["all", "no_sslv2", "no_sslv3", "no_tlsv1", "no_tlsv1_1"],
       verify: this.options.verifyCertificate ? "peer" : "none",
       cafile: this.options.caFile,
+      // luasec loads no CA certificates unless told, so fall back to the system store.
+      capath: this.options.caFile === undefined ? SYSTEM_CA_DIRECTORY : undefined,
     };
     const [conn, wrapError] = ssl.wrap(this.sock, params);
     if (conn === undefined) return $multi(undefined, `TLS setup failed: ${wrapError}`);

@@ -6,9 +6,9 @@
 // punycode form "user@xn--bcher-kva.example". Byte-exact comparison never makes two different
 // addresses equal.
 
-/** Lowers ASCII letters only, so the result does not depend on the process locale. */
+/** Lowers ASCII letters only. The explicit [A-Z] class, unlike %u, does not depend on the locale. */
 export function normalizeName(name: string): string {
-  return string.gsub(name, "%u", (letter: string) => string.char(string.byte(letter) + 32))[0];
+  return string.gsub(name, "[A-Z]", (letter: string) => string.char(string.byte(letter) + 32))[0];
 }
 
 /**

@@ -4,9 +4,16 @@ import * as cjsonModule from "cjson";
 // the same auth process.
 const cjson = cjsonModule.new();
 cjson.decode_max_depth(32);
+// JSON has no NaN, Infinity or hexadecimal numbers; cjson accepts them unless told not to.
+cjson.decode_invalid_numbers(false);
 
 export type DecodeResult =
-  | { readonly ok: true; readonly object: LuaTable<string, unknown> }
+  | {
+      readonly ok: true;
+      readonly object: LuaTable<string, unknown>;
+      /** Top-level members whose value was JSON null; they are absent from `object`. */
+      readonly nullMembers: LuaTable<string, true>;
+    }
   | { readonly ok: false; readonly problem: string };
 
 /**
@@ -34,10 +41,13 @@ export function decodeObject(text: string): DecodeResult {
   }
 
   const result = new LuaTable<string, unknown>();
+  const nullMembers = new LuaTable<string, true>();
   for (const [key, member] of pairs(object)) {
-    if (member !== cjson.null && member !== cjsonModule.null) {
+    if (member === cjson.null || member === cjsonModule.null) {
+      nullMembers.set(key as string, true);
+    } else {
       result.set(key as string, member);
     }
   }
-  return { ok: true, object: result };
+  return { ok: true, object: result, nullMembers };
 }

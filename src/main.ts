@@ -57,11 +57,19 @@ export function authPasswordVerify(req: AuthRequest, token: string): LuaMultiRet
   return decision(log, verdict.result, verdict.reason);
 }
 
+/**
+ * Logs the decision once and returns it in the form that works on Dovecot 2.3 and 2.4. Dovecot
+ * logs the reason of an INTERNAL_FAILURE itself (as "passdb-lua: <reason>"), but for a
+ * mismatch or an unknown user it logs only the result, so the bridge logs the reason.
+ */
 function decision(log: Logger, result: ResultName, reason: string): LuaMultiReturn<[PassdbResult, object | string]> {
   if (result === "OK") {
     log.info(reason);
     // Dovecot 2.4 rejects a string here, Dovecot 2.3 a nil: a table works on both.
     return $multi(dovecot.auth.PASSDB_RESULT_OK, {});
+  }
+  if (result !== "INTERNAL_FAILURE") {
+    log.info(reason);
   }
   return $multi(resultCode(result), reason);
 }

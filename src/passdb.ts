@@ -36,7 +36,7 @@ export function verifyLogin(bridge: Bridge, user: string, token: string, log: Lo
   if (!userinfo.ok) return userinfo;
   const claims = userinfo.claims;
 
-  const policyRefusal = checkActive(claims) ?? checkExpiry(claims, bridge.now());
+  const policyRefusal = checkActive(claims, userinfo.nullClaims) ?? checkExpiry(claims, bridge.now());
   if (policyRefusal !== undefined) return policyRefusal;
 
   const binding = checkIdentity(bridge.settings, claims, user, log);

@@ -5,11 +5,11 @@ import { Refusal, refuse } from "./verdict";
 
 /**
  * Checks `active` (RFC 7662) before anything else: when the claim is present, only JSON true
- * means the token is usable.
+ * means the token is usable, so `"active": null` refuses too.
  */
-export function checkActive(claims: LuaTable<string, unknown>): Refusal | undefined {
+export function checkActive(claims: LuaTable<string, unknown>, nullClaims: LuaTable<string, true>): Refusal | undefined {
   const active = claims.get("active");
-  if (active !== undefined && active !== true) {
+  if (nullClaims.has("active") || (active !== undefined && active !== true)) {
     return refuse("PASSWORD_MISMATCH", "Token is not active");
   }
   return undefined;
@@ -26,7 +26,8 @@ export function checkExpiry(claims: LuaTable<string, unknown>, now: number): Ref
   }
 
   const seconds = typeof exp === "number" ? exp : typeof exp === "string" ? tonumber(exp) : undefined;
-  if (seconds === undefined) {
+  // NaN compares false with everything, so it would never expire.
+  if (seconds === undefined || seconds !== seconds) {
     return refuse("INTERNAL_FAILURE", "Claim exp is not a number");
   }
   if (seconds <= now) {

@@ -22,6 +22,10 @@ export function parseUrl(text: string): LuaMultiReturn<[ParsedUrl] | [undefined,
   if (parts.host === undefined || parts.host === "") {
     return $multi(undefined, "the host is missing");
   }
+  // A colon is only valid inside a bracketed IPv6 address, such as https://[::1]:8443/.
+  if (parts.host.includes(":") && string.find(text, `[${parts.host}]`, 1, true)[0] === undefined) {
+    return $multi(undefined, "the host is not a valid name or address");
+  }
   if (parts.userinfo !== undefined) {
     return $multi(undefined, "credentials in the URL are not supported");
   }

@@ -9,7 +9,9 @@ import { Logger, Refusal, refuse } from "./verdict";
 
 export type HttpGet = (url: ParsedUrl, headers: Record<string, string>, options: HttpOptions) => HttpResponse;
 
-export type UserinfoResult = { readonly ok: true; readonly claims: LuaTable<string, unknown> } | Refusal;
+export type UserinfoResult =
+  | { readonly ok: true; readonly claims: LuaTable<string, unknown>; readonly nullClaims: LuaTable<string, true> }
+  | Refusal;
 
 /** Asks the userinfo endpoint about the token. Never logs the token or the response body. */
 export function fetchUserinfo(settings: Settings, token: string, httpGet: HttpGet, log: Logger): UserinfoResult {
@@ -48,5 +50,5 @@ export function fetchUserinfo(settings: Settings, token: string, httpGet: HttpGe
   if (!decoded.ok) {
     return refuse("INTERNAL_FAILURE", `Userinfo request failed: ${decoded.problem} (HTTP 200 from ${where})`);
   }
-  return { ok: true, claims: decoded.object };
+  return { ok: true, claims: decoded.object, nullClaims: decoded.nullMembers };
 }

@@ -10,6 +10,7 @@ declare module "cjson" {
   export function decode(this: void, text: string): unknown;
   export function encode(this: void, value: unknown): string;
   export function decode_max_depth(this: void, depth: number): number;
+  export function decode_invalid_numbers(this: void, setting: boolean): boolean;
 
   /** Returns an independent module instance whose options do not affect other users of cjson. */
   function newInstance(this: void): typeof import("cjson");

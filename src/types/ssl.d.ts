@@ -7,6 +7,7 @@ declare interface SslParams {
   options: string[];
   verify: "none" | "peer";
   cafile?: string;
+  capath?: string;
 }
 
 /** A certificate as luasec's x509 module returns it. */
