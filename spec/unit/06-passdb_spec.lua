@@ -1,0 +1,390 @@
+local helper = require("spec.unit.helper")
+
+local NOW = helper.NOW
+local USER = helper.USER
+
+-- A userinfo body for USER that passes every check, with `overrides` applied.
+local function claims(overrides)
+  local result = {
+    sub = "5f3c0a1e9b2d",
+    email = USER,
+    email_verified = true,
+    exp = NOW + 300,
+  }
+  for key, value in pairs(overrides or {}) do
+    result[key] = value
+  end
+  return result
+end
+
+local function status(code, body)
+  return { ok = true, status = code, body = body or "" }
+end
+
+local function body(text)
+  return { ok = true, status = 200, body = text }
+end
+
+describe("passdb.verifyLogin outcomes", function()
+  local bridge
+  local account_path
+  local settings
+  local logger
+
+  local function verify(response, user, token)
+    local transport = helper.transport(response)
+    local accounts = helper.new(bridge.accounts.PostfixAccountsFile, account_path)
+    local context = {
+      settings = settings,
+      accounts = accounts,
+      httpGet = transport.get,
+      now = function()
+        return NOW
+      end,
+    }
+    return bridge.passdb.verifyLogin(context, user or USER, token or helper.TOKEN, logger), transport
+  end
+
+  before_each(function()
+    bridge = helper.load_bridge()
+    account_path = helper.accounts_file({ USER, "bob@example.test" })
+    settings = bridge.config.parseSettings(helper.settings_text(account_path), "test.conf")
+    logger = helper.logger()
+  end)
+
+  after_each(function()
+    helper.remove_temp_files()
+  end)
+
+  local cases = {
+    { name = "HTTP 401", response = status(401, '{"error":"invalid_token"}'), result = "PASSWORD_MISMATCH", reason = "HTTP 401 from idp.example.test:443" },
+    { name = "HTTP 403", response = status(403, '{"error":"insufficient_scope"}'), result = "PASSWORD_MISMATCH", reason = "HTTP 403" },
+    { name = "connection refused", response = { ok = false, error = "connection refused" }, result = "INTERNAL_FAILURE", reason = "connection refused (idp.example.test:443)" },
+    { name = "timeout", response = { ok = false, error = "timeout" }, result = "INTERNAL_FAILURE", reason = "Userinfo request failed: timeout" },
+    { name = "TLS failure", response = { ok = false, error = "TLS handshake failed: certificate verify failed" }, result = "INTERNAL_FAILURE", reason = "TLS handshake failed" },
+    { name = "oversized body", response = { ok = false, error = "response body larger than 65536 bytes" }, result = "INTERNAL_FAILURE", reason = "larger than 65536 bytes" },
+    { name = "HTTP 500", response = status(500, "Internal Server Error"), result = "INTERNAL_FAILURE", reason = "HTTP 500" },
+    { name = "HTTP 502", response = status(502, "<html>Bad Gateway</html>"), result = "INTERNAL_FAILURE", reason = "HTTP 502" },
+    { name = "HTTP 503", response = status(503, ""), result = "INTERNAL_FAILURE", reason = "HTTP 503 from idp.example.test:443" },
+    { name = "HTTP 301", response = status(301, ""), result = "INTERNAL_FAILURE", reason = "HTTP 301 redirect" },
+    { name = "HTTP 302", response = status(302, ""), result = "INTERNAL_FAILURE", reason = "HTTP 302 redirect" },
+    { name = "HTTP 307", response = status(307, ""), result = "INTERNAL_FAILURE", reason = "not followed" },
+    { name = "HTTP 204", response = status(204, ""), result = "INTERNAL_FAILURE", reason = "HTTP 204" },
+    { name = "HTTP 400", response = status(400, '{"error":"invalid_request"}'), result = "INTERNAL_FAILURE", reason = "HTTP 400" },
+    { name = "HTML body", response = body("<!DOCTYPE html><html><body>Login</body></html>"), result = "INTERNAL_FAILURE", reason = "body is not valid JSON" },
+    { name = "array body", response = body('[{"email":"alice@example.test"}]'), result = "INTERNAL_FAILURE", reason = "body is not a JSON object" },
+    { name = "scalar body", response = body('"alice@example.test"'), result = "INTERNAL_FAILURE", reason = "body is not a JSON object" },
+    { name = "empty body", response = body(""), result = "INTERNAL_FAILURE", reason = "body is not valid JSON" },
+    { name = "active false", response = helper.json_response(claims({ active = false })), result = "PASSWORD_MISMATCH", reason = "Token is not active" },
+    { name = 'active "true"', response = helper.json_response(claims({ active = "true" })), result = "PASSWORD_MISMATCH", reason = "Token is not active" },
+    { name = "inactive token for bob", response = helper.json_response(claims({ active = false, email = "bob@example.test" })), result = "PASSWORD_MISMATCH", reason = "Token is not active" },
+    { name = "inactive without claim", response = body('{"active":false}'), result = "PASSWORD_MISMATCH", reason = "Token is not active" },
+    { name = "active null", response = body('{"active":null,"email":"alice@example.test"}'), result = "PASSWORD_MISMATCH", reason = "Token is not active" },
+    { name = "exp in the past", response = helper.json_response(claims({ exp = NOW - 1 })), result = "PASSWORD_MISMATCH", reason = "Token has expired" },
+    { name = "exp not a number", response = helper.json_response(claims({ exp = "tomorrow" })), result = "INTERNAL_FAILURE", reason = "Claim exp is not a number" },
+    { name = "exp NaN", response = body('{"email":"alice@example.test","exp":NaN}'), result = "INTERNAL_FAILURE" },
+    { name = "claim missing", response = body('{"sub":"5f3c0a1e9b2d","name":"Alice"}'), result = "INTERNAL_FAILURE", reason = "claim email is missing" },
+    { name = "claim empty", response = helper.json_response(claims({ email = "" })), result = "INTERNAL_FAILURE", reason = "claim email is empty" },
+    { name = "claim number", response = helper.json_response(claims({ email = 42 })), result = "INTERNAL_FAILURE", reason = "claim email is not a string (number)" },
+    { name = "claim boolean", response = helper.json_response(claims({ email = true })), result = "INTERNAL_FAILURE", reason = "claim email is not a string (boolean)" },
+    { name = "claim array", response = helper.json_response(claims({ email = { USER } })), result = "INTERNAL_FAILURE", reason = "claim email is not a string" },
+    { name = "claim null", response = body('{"sub":"5f3c0a1e9b2d","email":null}'), result = "INTERNAL_FAILURE", reason = "claim email is missing" },
+    { name = "claim for another user", response = helper.json_response(claims({ email = "bob@example.test" })), result = "PASSWORD_MISMATCH", reason = "Token belongs to bob@example.test (claim email)" },
+    { name = "claim with another domain", response = helper.json_response(claims({ email = "alice@example.org" })), result = "PASSWORD_MISMATCH", reason = "not to the login name" },
+    { name = "user not in accounts", user = "frank@example.test", response = helper.json_response(claims({ email = "frank@example.test" })), result = "USER_UNKNOWN", reason = "No mailbox for the login name" },
+    { name = "account file missing", remove_accounts = true, response = helper.json_response(claims()), result = "INTERNAL_FAILURE", reason = "Account list unavailable" },
+    { name = "all checks passing", response = helper.json_response(claims()), result = "OK" },
+    { name = "mixed-case login name", user = "Alice@Example.TEST", response = helper.json_response(claims()), result = "OK" },
+    { name = "mixed-case claim", response = helper.json_response(claims({ email = "ALICE@example.test" })), result = "OK" },
+    { name = "exp boolean", response = helper.json_response(claims({ exp = false })), result = "INTERNAL_FAILURE", reason = "Claim exp is not a number" },
+    { name = "no exp claim", response = body('{"email":"alice@example.test"}'), result = "OK" },
+    { name = "active true", response = helper.json_response(claims({ active = true })), result = "OK" },
+  }
+
+  for _, case in ipairs(cases) do
+    local function run()
+      if case.remove_accounts then
+        os.remove(account_path)
+      end
+      return verify(case.response, case.user)
+    end
+
+    it(("returns %s for %s"):format(case.result, case.name), function()
+      local verdict = run()
+
+      if case.result == "OK" then
+        assert.is_true(verdict.ok)
+      else
+        assert.is_false(verdict.ok)
+        assert.equal(case.result, verdict.result)
+        if case.reason ~= nil then
+          assert.contains_text(verdict.reason, case.reason)
+        end
+      end
+    end)
+
+    it(("hides secrets for %s"):format(case.name), function()
+      local verdict = run()
+
+      helper.assert_no_secrets(logger.lines, verdict.reason)
+    end)
+  end
+
+  it("sends exactly one request", function()
+    local _, transport = verify(helper.json_response(claims()))
+
+    assert.equal(1, #transport.calls)
+  end)
+
+  it("sends the token as a Bearer header", function()
+    local _, transport = verify(helper.json_response(claims()))
+
+    assert.equal("Bearer " .. helper.TOKEN, transport.calls[1].headers.authorization)
+  end)
+
+  it("asks for a JSON response", function()
+    local _, transport = verify(helper.json_response(claims()))
+
+    assert.equal("application/json", transport.calls[1].headers.accept)
+  end)
+
+  it("sends the token in no other header", function()
+    local _, transport = verify(helper.json_response(claims()))
+
+    for name, value in pairs(transport.calls[1].headers) do
+      if name ~= "authorization" then
+        assert.is_not.contains_text(value, helper.TOKEN)
+      end
+    end
+  end)
+
+  it("requests the configured userinfo URL", function()
+    local _, transport = verify(helper.json_response(claims()))
+
+    assert.equal(settings.introspection_url, transport.calls[1].url)
+  end)
+
+  it("passes the configured HTTP limits", function()
+    settings = bridge.config.parseSettings(
+      helper.settings_text(account_path, { "timeout_msecs = 1500", "max_response_bytes = 4096" }),
+      "test.conf"
+    )
+
+    local _, transport = verify(helper.json_response(claims()))
+    local options = transport.calls[1].options
+
+    assert.equal(1500, options.timeoutMsecs)
+    assert.equal(4096, options.maxResponseBytes)
+    assert.is_false(options.allowInvalidCertificate)
+    assert.is_nil(options.caFile)
+  end)
+
+  it("passes the TLS settings", function()
+    local ca_file = helper.temp_file("-----BEGIN CERTIFICATE-----\n")
+    settings = bridge.config.parseSettings(
+      helper.settings_text(account_path, { "tls_ca_cert_file = " .. ca_file, "tls_allow_invalid_cert = yes" }),
+      "test.conf"
+    )
+
+    local _, transport = verify(helper.json_response(claims()))
+    local options = transport.calls[1].options
+
+    assert.equal(ca_file, options.caFile)
+    assert.is_true(options.allowInvalidCertificate)
+  end)
+
+  it("logs the request at debug level", function()
+    verify(helper.json_response(claims()))
+
+    local debug_lines = helper.messages(logger.lines, "debug")
+
+    assert.contains_text(debug_lines[1], "Userinfo request: GET https://idp.example.test:443")
+  end)
+
+  it("logs the account list load", function()
+    verify(helper.json_response(claims()))
+
+    local info_lines = helper.messages(logger.lines, "info")
+
+    assert.equal(1, #info_lines)
+    assert.contains_text(info_lines[1], "2 accounts")
+  end)
+
+  it("warns about malformed account lines", function()
+    helper.rewrite(account_path, "alice@example.test|hash\nnot an account\n")
+
+    verify(helper.json_response(claims()))
+
+    local warning_lines = helper.messages(logger.lines, "warning")
+
+    assert.equal(1, #warning_lines)
+    assert.contains_text(warning_lines[1], "skipped malformed lines 2")
+    assert.is_not.contains_text(warning_lines[1], "not an account")
+  end)
+
+  it("logs no error lines when rejecting", function()
+    verify(status(401))
+
+    assert.same({}, helper.messages(logger.lines, "error"))
+  end)
+end)
+
+describe("passdb.verifyLogin token syntax", function()
+  local bridge
+  local context
+  local transport
+  local logger
+
+  before_each(function()
+    bridge = helper.load_bridge()
+    local account_path = helper.accounts_file({ USER })
+    transport = helper.transport(helper.json_response(claims()))
+    context = {
+      settings = bridge.config.parseSettings(helper.settings_text(account_path), "test.conf"),
+      accounts = helper.new(bridge.accounts.PostfixAccountsFile, account_path),
+      httpGet = transport.get,
+      now = function()
+        return NOW
+      end,
+    }
+    logger = helper.logger()
+  end)
+
+  after_each(function()
+    helper.remove_temp_files()
+  end)
+
+  local invalid = {
+    { name = "empty token", token = "" },
+    { name = "space inside", token = "spec-token abc" },
+    { name = "Bearer prefix", token = "Bearer spec-token" },
+    { name = "CR LF inside", token = "spec-token\r\nHost: idp.example.test" },
+    { name = "trailing LF", token = "spec-token\n" },
+    { name = "NUL byte", token = "spec-token\0abc" },
+    { name = "tab", token = "spec\ttoken" },
+    { name = "equals inside", token = "ab=cd" },
+    { name = "only padding", token = "==" },
+    { name = "quote", token = 'spec"token' },
+    { name = "comma", token = "spec,token" },
+    { name = "non-ASCII letter", token = "spec-tökén" },
+  }
+  for _, case in ipairs(invalid) do
+    it(("rejects %s before HTTP"):format(case.name), function()
+      local verdict = bridge.passdb.verifyLogin(context, USER, case.token, logger)
+
+      assert.is_false(verdict.ok)
+      assert.equal("PASSWORD_MISMATCH", verdict.result)
+      assert.equal(("Token is not a valid bearer token (%d bytes)"):format(#case.token), verdict.reason)
+      assert.equal(0, #transport.calls)
+    end)
+  end
+
+  local valid = {
+    { name = "every b64token character", token = "AZaz09-._~+/" },
+    { name = "trailing padding", token = "abc==" },
+    { name = "JWT", token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl" },
+    { name = "single character", token = "a" },
+  }
+  for _, case in ipairs(valid) do
+    it(("sends %s"):format(case.name), function()
+      local verdict = bridge.passdb.verifyLogin(context, USER, case.token, logger)
+
+      assert.is_true(verdict.ok)
+      assert.equal(1, #transport.calls)
+      assert.equal("Bearer " .. case.token, transport.calls[1].headers.authorization)
+    end)
+  end
+end)
+
+describe("passdb.verifyLogin provider fixtures", function()
+  local bridge
+  local account_path
+
+  before_each(function()
+    bridge = helper.load_bridge()
+    account_path = helper.accounts_file({ USER, "john.doe@example.test" })
+  end)
+
+  after_each(function()
+    helper.remove_temp_files()
+  end)
+
+  local cases = {
+    { fixture = "authelia.userinfo", result = "PASSWORD_MISMATCH" },
+    { fixture = "authentik.userinfo", result = "OK" },
+    { fixture = "dex.userinfo", result = "OK" },
+    { fixture = "entra.userinfo", result = "OK" },
+    { fixture = "entra.graph-me", result = "INTERNAL_FAILURE" },
+    { fixture = "entra.graph-me", attribute = "mail", result = "OK" },
+    { fixture = "entra.graph-me-no-mail", attribute = "mail", result = "INTERNAL_FAILURE" },
+    { fixture = "google.userinfo", result = "OK" },
+    { fixture = "google.userinfo-v2", result = "OK" },
+    { fixture = "google.tokeninfo-v3", result = "OK" },
+    { fixture = "kanidm.userinfo", result = "OK" },
+    { fixture = "keycloak.userinfo", result = "OK" },
+    { fixture = "zitadel.userinfo", result = "OK" },
+    { fixture = "authentik.introspection-inactive", result = "PASSWORD_MISMATCH" },
+  }
+
+  for _, case in ipairs(cases) do
+    local attribute = case.attribute or "email"
+
+    it(("returns %s for %s with %s"):format(case.result, case.fixture, attribute), function()
+      local settings = bridge.config.parseSettings(
+        helper.settings_text(account_path, { "username_attribute = " .. attribute }),
+        "test.conf"
+      )
+      local context = {
+        settings = settings,
+        accounts = helper.new(bridge.accounts.PostfixAccountsFile, account_path),
+        httpGet = helper.transport(helper.fixture_response(case.fixture)).get,
+        now = function()
+          return NOW
+        end,
+      }
+
+      local verdict = bridge.passdb.verifyLogin(context, USER, helper.TOKEN, helper.logger())
+
+      if case.result == "OK" then
+        assert.is_true(verdict.ok)
+      else
+        assert.is_false(verdict.ok)
+        assert.equal(case.result, verdict.result)
+      end
+    end)
+  end
+
+  it("expires dex userinfo after its exp", function()
+    local context = {
+      settings = bridge.config.parseSettings(helper.settings_text(account_path), "test.conf"),
+      accounts = helper.new(bridge.accounts.PostfixAccountsFile, account_path),
+      httpGet = helper.transport(helper.fixture_response("dex.userinfo")).get,
+      now = function()
+        return 1767225900
+      end,
+    }
+
+    local verdict = bridge.passdb.verifyLogin(context, USER, helper.TOKEN, helper.logger())
+
+    assert.equal("PASSWORD_MISMATCH", verdict.result)
+  end)
+
+  it("maps a local part with username_format", function()
+    local settings = bridge.config.parseSettings(
+      helper.settings_text(account_path, { "username_format = %Ln@example.test" }),
+      "test.conf"
+    )
+    local context = {
+      settings = settings,
+      accounts = helper.new(bridge.accounts.PostfixAccountsFile, account_path),
+      httpGet = helper.transport(helper.json_response(claims({ email = "Alice@corp.example.test" }))).get,
+      now = function()
+        return NOW
+      end,
+    }
+
+    local verdict = bridge.passdb.verifyLogin(context, USER, helper.TOKEN, helper.logger())
+
+    assert.is_true(verdict.ok)
+  end)
+end)

@@ -1,0 +1,436 @@
+local cjson = require("cjson")
+local socket = require("socket")
+local helper = require("spec.unit.helper")
+
+local USER = helper.USER
+local VARIABLE = "OAUTH2_BRIDGE_CONFIG"
+
+local function good_claims()
+  return cjson.encode({ sub = "5f3c0a1e9b2d", email = USER, exp = os.time() + 3600 })
+end
+
+-- Replaces os.getenv so that OAUTH2_BRIDGE_CONFIG reads as `value`. Returns the undo function.
+local function set_settings_variable(value)
+  local real_getenv = os.getenv
+  os.getenv = function(name)
+    if name == VARIABLE then
+      return value
+    end
+    return real_getenv(name)
+  end
+  return function()
+    os.getenv = real_getenv
+  end
+end
+
+local function shell_quote(text)
+  return "'" .. text:gsub("'", "'\\''") .. "'"
+end
+
+describe("entry settingsPath", function()
+  local bridge
+  local restore_environment
+
+  before_each(function()
+    bridge = helper.load_bridge()
+  end)
+
+  after_each(function()
+    restore_environment()
+  end)
+
+  it("uses the environment variable", function()
+    restore_environment = set_settings_variable("/srv/mail/oauth2-bridge.conf")
+
+    assert.equal("/srv/mail/oauth2-bridge.conf", bridge.settingsPath())
+  end)
+
+  it("falls back to the default when unset", function()
+    restore_environment = set_settings_variable(nil)
+
+    assert.equal("/etc/dovecot/oauth2-bridge.conf", bridge.settingsPath())
+  end)
+
+  it("falls back to the default when empty", function()
+    restore_environment = set_settings_variable("")
+
+    assert.equal("/etc/dovecot/oauth2-bridge.conf", bridge.settingsPath())
+  end)
+end)
+
+describe("entry hooks", function()
+  local bridge
+  local fake_http
+  local reply
+  local account_path
+  local settings_path
+  local restore_environment
+
+  local function write_settings(extra)
+    helper.rewrite(settings_path, helper.settings_text(account_path, extra))
+  end
+
+  local function init_error()
+    local ok, problem = pcall(script_init)
+
+    assert.is_false(ok, "script_init returned instead of raising")
+    return problem
+  end
+
+  before_each(function()
+    account_path = helper.accounts_file({ USER, "bob@example.test" })
+    settings_path = helper.temp_file("")
+    write_settings()
+    restore_environment = set_settings_variable(settings_path)
+
+    reply = function()
+      return 200, { good_claims() }
+    end
+    fake_http = helper.fake_socket_http(function(reqt)
+      return reply(reqt)
+    end)
+    bridge = helper.load_bridge_with_http(fake_http)
+  end)
+
+  after_each(function()
+    restore_environment()
+    helper.remove_temp_files()
+  end)
+
+  it("sets the Dovecot globals", function()
+    assert.equal(bridge.scriptInit, script_init)
+    assert.equal(bridge.scriptDeinit, script_deinit)
+    assert.equal(bridge.authPasswordVerify, auth_password_verify)
+  end)
+
+  it("returns 0 from script_init", function()
+    assert.equal(0, script_init())
+  end)
+
+  it("names the bad key in script_init", function()
+    write_settings({ "timeout_msecs = soon" })
+
+    local problem = init_error()
+
+    assert.equal("string", type(problem))
+    assert.contains_text(problem, "oauth2-bridge: ")
+    assert.contains_text(problem, "timeout_msecs")
+    assert.contains_text(problem, "Use a number from 1 to 600000")
+  end)
+
+  it("names the file when settings are missing", function()
+    os.remove(settings_path)
+
+    local problem = init_error()
+
+    assert.contains_text(problem, "cannot read the settings file")
+    assert.contains_text(problem, settings_path)
+    assert.contains_text(problem, VARIABLE)
+  end)
+
+  it("names account_file when it is missing", function()
+    os.remove(account_path)
+
+    local problem = init_error()
+
+    assert.contains_text(problem, "account_file")
+  end)
+
+  it("names account_file when it is a directory", function()
+    helper.rewrite(settings_path, helper.settings_text(helper.temp_dir()))
+
+    local problem = init_error()
+
+    assert.contains_text(problem, "account_file")
+    assert.contains_text(problem, "Check the path and its permissions")
+  end)
+
+  it("hides client_secret in script_init errors", function()
+    write_settings({ "debug = yes" })
+
+    local problem = init_error()
+
+    assert.contains_text(problem, "debug")
+    assert.is_not.contains_text(problem, helper.CLIENT_SECRET)
+  end)
+
+  it("fails before script_init", function()
+    local req = helper.request()
+
+    local code, reason = auth_password_verify(req, helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+    assert.contains_text(reason, "script_init did not run")
+    assert.equal(0, #fake_http.requests)
+  end)
+
+  it("fails after script_deinit", function()
+    script_init()
+    script_deinit()
+
+    local code = auth_password_verify(helper.request(), helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+  end)
+
+  describe("after script_init", function()
+    before_each(function()
+      script_init()
+    end)
+
+    it("returns OK with a table", function()
+      local results = table.pack(auth_password_verify(helper.request(), helper.TOKEN))
+
+      assert.equal(2, results.n)
+      assert.equal(dovecot.auth.PASSDB_RESULT_OK, results[1])
+      assert.equal("table", type(results[2]))
+      assert.same({}, results[2])
+    end)
+
+    it("logs the acceptance at info level", function()
+      local req = helper.request()
+
+      auth_password_verify(req, helper.TOKEN)
+      local info_lines = helper.messages(req.lines, "info")
+
+      assert.equal("Token accepted", info_lines[#info_lines])
+    end)
+
+    local rejections = {
+      { name = "HTTP 401", reply = function() return 401, { '{"error":"invalid_token"}' } end, result = "PASSWORD_MISMATCH" },
+      { name = "HTTP 503", reply = function() return 503, { "unavailable" } end, result = "INTERNAL_FAILURE" },
+      { name = "HTTP 302", reply = function() return 302, { "" } end, result = "INTERNAL_FAILURE" },
+      { name = "connection refused", reply = function() return nil, "connection refused" end, result = "INTERNAL_FAILURE" },
+      { name = "another user", user = "bob@example.test", result = "PASSWORD_MISMATCH" },
+      {
+        name = "unknown mailbox",
+        user = "frank@example.test",
+        reply = function() return 200, { cjson.encode({ email = "frank@example.test" }) } end,
+        result = "USER_UNKNOWN",
+      },
+      { name = "invalid token", token = "not a token", result = "PASSWORD_MISMATCH" },
+    }
+    for _, case in ipairs(rejections) do
+      it(("returns %s for %s"):format(case.result, case.name), function()
+        reply = case.reply or reply
+        local req = helper.request({ user = case.user or USER })
+
+        local results = table.pack(auth_password_verify(req, case.token or helper.TOKEN))
+
+        assert.equal(2, results.n)
+        assert.equal(helper.result_code(case.result), results[1])
+        assert.equal("string", type(results[2]))
+        helper.assert_no_secrets(req.lines, results[2])
+      end)
+    end
+
+    it("logs a mismatch reason at info level", function()
+      reply = function()
+        return 401, { '{"error":"invalid_token"}' }
+      end
+      local req = helper.request()
+
+      local _, reason = auth_password_verify(req, helper.TOKEN)
+
+      assert.same({ reason }, helper.messages(req.lines, "info"))
+    end)
+
+    it("leaves INTERNAL_FAILURE reasons to Dovecot", function()
+      reply = function()
+        return 503, { "unavailable" }
+      end
+      local req = helper.request()
+
+      local _, reason = auth_password_verify(req, helper.TOKEN)
+
+      for _, line in ipairs(req.lines) do
+        assert.is_not.equal(reason, line.message)
+      end
+    end)
+
+    it("turns a raised error into INTERNAL_FAILURE", function()
+      reply = function()
+        error("simulated bug in the transport")
+      end
+
+      local code, reason = auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+      assert.contains_text(reason, "oauth2-bridge internal error")
+      assert.contains_text(reason, "simulated bug in the transport")
+    end)
+
+    it("turns a raised table into INTERNAL_FAILURE", function()
+      reply = function()
+        error({ message = "simulated error object" })
+      end
+
+      local code, reason = auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+      assert.contains_text(reason, "simulated error object")
+    end)
+
+    it("turns a nil user into INTERNAL_FAILURE", function()
+      local req = helper.request()
+      req.user = nil
+
+      local code = auth_password_verify(req, helper.TOKEN)
+
+      assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+    end)
+
+    it("turns a nil token into INTERNAL_FAILURE", function()
+      local code = auth_password_verify(helper.request(), nil)
+
+      assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+    end)
+
+    it("hides secrets when accepting", function()
+      local req = helper.request()
+
+      auth_password_verify(req, helper.TOKEN)
+
+      helper.assert_no_secrets(req.lines)
+    end)
+
+    it("sends GET to configured URL", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+      local request = fake_http.requests[1]
+
+      assert.equal(helper.USERINFO_URL, request.url)
+      assert.equal("GET", request.method)
+    end)
+
+    it("sends the Bearer header through socket.http", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal("Bearer " .. helper.TOKEN, fake_http.requests[1].headers.authorization)
+    end)
+
+    it("sends its user agent", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal("dovecot-oauth2-bridge", fake_http.requests[1].headers["user-agent"])
+    end)
+
+    it("disables redirects", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.is_false(fake_http.requests[1].redirect)
+    end)
+
+    it("supplies its own socket factory", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal("function", type(fake_http.requests[1].create))
+    end)
+
+    it("accepts a body split into chunks", function()
+      local text = good_claims()
+      reply = function()
+        return 200, { text:sub(1, 10), text:sub(11, 20), text:sub(21) }
+      end
+
+      local code = auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal(dovecot.auth.PASSDB_RESULT_OK, code)
+    end)
+  end)
+
+  it("rejects a body over max_response_bytes", function()
+    write_settings({ "max_response_bytes = 1024" })
+    script_init()
+    reply = function()
+      return 200, { '{"email":"alice@example.test","padding":"', string.rep("x", 1100), '"}' }
+    end
+
+    local code, reason = auth_password_verify(helper.request(), helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+    assert.contains_text(reason, "response body larger than 1024 bytes")
+  end)
+end)
+
+describe("entry over a real socket", function()
+  local restore_environment
+  local port
+
+  before_each(function()
+    local probe = assert(socket.bind("127.0.0.1", 0))
+    port = select(2, probe:getsockname())
+    probe:close()
+
+    local account_path = helper.accounts_file({ USER })
+    local settings_path = helper.temp_file(table.concat({
+      ("introspection_url = http://127.0.0.1:%d/userinfo"):format(port),
+      "account_file = " .. account_path,
+      "timeout_msecs = 2000",
+    }, "\n"))
+    restore_environment = set_settings_variable(settings_path)
+    helper.load_bridge()
+    script_init()
+  end)
+
+  after_each(function()
+    restore_environment()
+    helper.remove_temp_files()
+  end)
+
+  it("fails on a closed port", function()
+    local req = helper.request()
+
+    local code, reason = auth_password_verify(req, helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+    assert.contains_text(reason, "connection refused")
+    assert.contains_text(reason, "127.0.0.1:" .. port)
+    helper.assert_no_secrets(req.lines, reason)
+  end)
+end)
+
+describe("entry in a child process", function()
+  local account_path
+  local script_path
+
+  -- Runs script_init in a fresh lua5.4 process whose environment sets OAUTH2_BRIDGE_CONFIG.
+  local function run_script_init(settings_path)
+    local command = ("%s=%s lua5.4 %s 2>&1"):format(VARIABLE, shell_quote(settings_path), shell_quote(script_path))
+    local pipe = assert(io.popen(command, "r"))
+    local output = pipe:read("a")
+    pipe:close()
+    return output
+  end
+
+  before_each(function()
+    account_path = helper.accounts_file({ USER })
+    script_path = helper.temp_file(table.concat({
+      "dovecot = { auth = { PASSDB_RESULT_OK = 1, PASSDB_RESULT_INTERNAL_FAILURE = -1 } }",
+      ("dofile(%q)"):format(helper.BUNDLE),
+      "local ok, result = pcall(script_init)",
+      'io.write(tostring(ok), "\\n", tostring(result), "\\n")',
+    }, "\n"))
+  end)
+
+  after_each(function()
+    helper.remove_temp_files()
+  end)
+
+  it("reads settings from variable", function()
+    local settings_path = helper.temp_file(helper.settings_text(account_path))
+
+    local output = run_script_init(settings_path)
+
+    assert.equal("true\n0\n", output)
+  end)
+
+  it("reports bad key in child", function()
+    local settings_path = helper.temp_file(helper.settings_text(account_path, { "username_format = mailbox" }))
+
+    local output = run_script_init(settings_path)
+
+    assert.contains_text(output, "false\n")
+    assert.contains_text(output, "username_format")
+    assert.contains_text(output, settings_path)
+  end)
+end)

@@ -1,0 +1,314 @@
+-- Shared fakes and helpers for the unit specs: the Dovecot boundary (the `dovecot` global and
+-- auth requests that record their log lines), a fake HTTP transport, identity provider fixtures,
+-- temporary files, and assertions.
+--
+-- busted loads this file once with dofile, before any spec file. It registers itself in
+-- package.loaded, so spec files get the same table with require("spec.unit.helper").
+
+local cjson = require("cjson")
+local lfs = require("lfs")
+local luassert = require("luassert")
+local say = require("say")
+
+local helper = {}
+
+helper.BUNDLE = "lua-out/oauth2-bridge.lua"
+helper.FIXTURE_DIR = "spec/fixtures/idp-shapes"
+
+--- "Now" for the fixtures: 2026-01-01T00:00:00Z, in seconds since the epoch.
+helper.NOW = 1767225600
+
+--- A valid RFC 6750 b64token that occurs nowhere else, so a log line that contains it is a leak.
+helper.TOKEN = "spec-token.Qx7Zr9Wm4Kp2~Lv8_Ny3/Tb6+Hd5=="
+--- A client secret that occurs nowhere else, for the same reason.
+helper.CLIENT_SECRET = "spec-client-secret-Vr4Ux8Zq"
+
+helper.USER = "alice@example.test"
+helper.USERINFO_URL = "https://idp.example.test/userinfo"
+
+-- The values of enum passdb_result in Dovecot's src/auth/passdb.h. The specs only need them to be
+-- distinct.
+dovecot = {
+  auth = {
+    PASSDB_RESULT_INTERNAL_FAILURE = -1,
+    PASSDB_RESULT_SCHEME_NOT_AVAILABLE = -2,
+    PASSDB_RESULT_USER_UNKNOWN = -3,
+    PASSDB_RESULT_USER_DISABLED = -4,
+    PASSDB_RESULT_PASS_EXPIRED = -5,
+    PASSDB_RESULT_NEXT = -6,
+    PASSDB_RESULT_PASSWORD_MISMATCH = 0,
+    PASSDB_RESULT_OK = 1,
+  },
+}
+
+--- Maps a result name ("OK", "USER_UNKNOWN", ...) to the fake dovecot.auth number.
+function helper.result_code(name)
+  local code = dovecot.auth["PASSDB_RESULT_" .. name]
+  assert(code ~= nil, "unknown passdb result " .. tostring(name))
+  return code
+end
+
+--- Loads a fresh copy of the bundle, with its own module state.
+function helper.load_bridge()
+  return dofile(helper.BUNDLE)
+end
+
+--- Constructs an instance of a class compiled by TypeScriptToLua, as its __TS__New does.
+function helper.new(class, ...)
+  local instance = setmetatable({}, class.prototype)
+  instance:____constructor(...)
+  return instance
+end
+
+-- Log recording ---------------------------------------------------------------------------
+
+local function recorder(lines, level)
+  return function(_, message)
+    lines[#lines + 1] = { level = level, message = message }
+  end
+end
+
+--- Returns a fake Dovecot auth request. Its log methods record into `req.lines`.
+function helper.request(fields)
+  local req = {
+    user = helper.USER,
+    service = "imap",
+    mechanism = "XOAUTH2",
+    remote_ip = "127.0.0.1",
+    lines = {},
+  }
+  for key, value in pairs(fields or {}) do
+    req[key] = value
+  end
+  req.log_debug = recorder(req.lines, "debug")
+  req.log_info = recorder(req.lines, "info")
+  req.log_warning = recorder(req.lines, "warning")
+  req.log_error = recorder(req.lines, "error")
+  return req
+end
+
+--- Returns a fake Logger for passdb.verifyLogin. Its methods record into `logger.lines`.
+function helper.logger()
+  local lines = {}
+  return {
+    lines = lines,
+    debug = recorder(lines, "debug"),
+    info = recorder(lines, "info"),
+    warning = recorder(lines, "warning"),
+    error = recorder(lines, "error"),
+  }
+end
+
+--- Returns the messages of the recorded lines at one level, in order.
+function helper.messages(lines, level)
+  local found = {}
+  for _, line in ipairs(lines) do
+    if line.level == level then
+      found[#found + 1] = line.message
+    end
+  end
+  return found
+end
+
+-- Fake HTTP transport ---------------------------------------------------------------------
+
+--- Returns a fake for the Bridge.httpGet dependency. `response` is what every call returns, or a
+--- function that builds it from (url, headers, options). Calls are recorded in `calls`.
+function helper.transport(response)
+  local transport = { calls = {} }
+  function transport.get(url, headers, options)
+    transport.calls[#transport.calls + 1] = { url = url, headers = headers, options = options }
+    if type(response) == "function" then
+      return response(url, headers, options)
+    end
+    return response
+  end
+  return transport
+end
+
+--- Returns a transport response (HTTP 200 unless `status` is given) whose body is `claims`
+--- encoded as JSON.
+function helper.json_response(claims, status)
+  return { ok = true, status = status or 200, body = cjson.encode(claims) }
+end
+
+--- Returns a fake socket.http module for the bundle's own httpGet. `reply(reqt)` returns the status
+--- and the body chunks, or nil and a transport error. Requests are recorded in `requests`.
+function helper.fake_socket_http(reply)
+  local fake = { requests = {} }
+  function fake.request(reqt)
+    fake.requests[#fake.requests + 1] = reqt
+    local status, chunks = reply(reqt)
+    if status == nil then
+      return nil, chunks
+    end
+    for _, chunk in ipairs(chunks) do
+      local accepted, problem = reqt.sink(chunk)
+      if accepted == nil then
+        return nil, problem
+      end
+    end
+    reqt.sink(nil)
+    return 1, status, { ["content-type"] = "application/json" }, "HTTP/1.1 " .. status
+  end
+  return fake
+end
+
+--- Loads a fresh bundle that uses `fake` as socket.http, and puts the real module back.
+function helper.load_bridge_with_http(fake)
+  local original = package.loaded["socket.http"]
+  package.loaded["socket.http"] = fake
+  local ok, bridge = pcall(dofile, helper.BUNDLE)
+  package.loaded["socket.http"] = original
+  assert(ok, bridge)
+  return bridge
+end
+
+-- Fixtures --------------------------------------------------------------------------------
+
+--- Returns the text of spec/fixtures/idp-shapes/NAME.json.
+function helper.fixture_text(name)
+  local path = ("%s/%s.json"):format(helper.FIXTURE_DIR, name)
+  local file = assert(io.open(path, "r"))
+  local text = file:read("a")
+  file:close()
+  return text
+end
+
+--- Returns the fixture names (without .json), sorted.
+function helper.fixture_names()
+  local names = {}
+  for entry in lfs.dir(helper.FIXTURE_DIR) do
+    local name = entry:match("^(.+)%.json$")
+    if name then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+--- Returns a transport response that serves one fixture as an HTTP 200 body.
+function helper.fixture_response(name)
+  return { ok = true, status = 200, body = helper.fixture_text(name) }
+end
+
+-- Temporary files -------------------------------------------------------------------------
+
+local temp_paths = {}
+
+local function write(path, text)
+  local file = assert(io.open(path, "wb"))
+  assert(file:write(text))
+  assert(file:close())
+end
+
+--- Creates a temporary file with `text` and returns its path. remove_temp_files deletes it.
+function helper.temp_file(text)
+  local path = os.tmpname()
+  temp_paths[#temp_paths + 1] = path
+  write(path, text or "")
+  return path
+end
+
+--- Returns a fresh temporary path that does not exist yet. remove_temp_files deletes it.
+function helper.temp_path()
+  local path = helper.temp_file("")
+  os.remove(path)
+  return path
+end
+
+--- Creates a temporary directory and returns its path. remove_temp_files deletes it.
+function helper.temp_dir()
+  local path = helper.temp_path()
+  assert(lfs.mkdir(path))
+  return path
+end
+
+--- Overwrites a file in place (same inode).
+function helper.rewrite(path, text)
+  write(path, text)
+end
+
+--- Deletes every file and directory made by the temp helpers.
+function helper.remove_temp_files()
+  for index = #temp_paths, 1, -1 do
+    local path = temp_paths[index]
+    if lfs.attributes(path, "mode") == "directory" then
+      lfs.rmdir(path)
+    else
+      os.remove(path)
+    end
+    temp_paths[index] = nil
+  end
+end
+
+--- Writes a postfix-accounts.cf with one `address|hash` line per address.
+function helper.accounts_file(addresses)
+  local lines = {}
+  for _, address in ipairs(addresses) do
+    lines[#lines + 1] = address .. "|{SHA512-CRYPT}$6$spec$hash"
+  end
+  return helper.temp_file(table.concat(lines, "\n") .. "\n")
+end
+
+--- Returns settings text for a userinfo endpoint and an account file, plus `extra` lines.
+function helper.settings_text(account_file, extra)
+  local lines = {
+    "introspection_url = " .. helper.USERINFO_URL,
+    "account_file = " .. account_file,
+    "client_id = roundcube",
+    "client_secret = " .. helper.CLIENT_SECRET,
+  }
+  for _, line in ipairs(extra or {}) do
+    lines[#lines + 1] = line
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- Assertions ------------------------------------------------------------------------------
+
+local function contains_text(_, arguments)
+  local text, fragment = arguments[1], arguments[2]
+  return type(text) == "string" and string.find(text, fragment, 1, true) ~= nil
+end
+
+say:set("assertion.contains_text.positive", "Expected the text:\n%s\nto contain:\n%s")
+say:set("assertion.contains_text.negative", "Expected the text:\n%s\nnot to contain:\n%s")
+luassert:register(
+  "assertion",
+  "contains_text",
+  contains_text,
+  "assertion.contains_text.positive",
+  "assertion.contains_text.negative"
+)
+
+--- Fails if a recorded log line, or any of the extra texts, contains the token or the client
+--- secret.
+function helper.assert_no_secrets(lines, ...)
+  local secrets = { helper.TOKEN, helper.CLIENT_SECRET }
+  for _, line in ipairs(lines) do
+    for _, secret in ipairs(secrets) do
+      luassert.is_not.contains_text(line.message, secret)
+    end
+  end
+  for index = 1, select("#", ...) do
+    local text = select(index, ...)
+    for _, secret in ipairs(secrets) do
+      luassert.is_not.contains_text(tostring(text), secret)
+    end
+  end
+end
+
+--- Calls `fn` and returns the message of the error it raises. Fails if it raises none.
+function helper.error_message(fn, ...)
+  local ok, problem = pcall(fn, ...)
+  luassert.is_false(ok, "expected an error, but the call returned")
+  if type(problem) == "table" and problem.message ~= nil then
+    return problem.message
+  end
+  return tostring(problem)
+end
+
+package.loaded["spec.unit.helper"] = helper
+return helper
