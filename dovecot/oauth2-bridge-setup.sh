@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Writes the bridge's settings file from docker-mailserver's OAuth2 environment variables.
+#
+#   ENABLE_OAUTH2=1                  required, or nothing is written
+#   OAUTH2_INTROSPECTION_URL         the identity provider's userinfo URL (docker-mailserver's meaning)
+#   OAUTH2_CLIENT_ID                 stored as client_id
+#   OAUTH2_CLIENT_SECRET             stored as client_secret
+#   OAUTH2_USERNAME_ATTRIBUTE        optional, default email
+#   OAUTH2_TLS_CA_CERT_FILE          optional CA file for an https URL
+#   OAUTH2_BRIDGE_ACCOUNT_FILE       optional, default /tmp/docker-mailserver/postfix-accounts.cf
+#
+# Usage: oauth2-bridge-setup.sh [OUTPUT]   (default /etc/dovecot/oauth2-bridge.conf)
+set -euo pipefail
+
+output=${1:-/etc/dovecot/oauth2-bridge.conf}
+
+if [ "${ENABLE_OAUTH2:-0}" != "1" ]; then
+  echo "oauth2-bridge-setup: ENABLE_OAUTH2 is not 1, so no settings file is written."
+  exit 0
+fi
+
+if [ -z "${OAUTH2_INTROSPECTION_URL:-}" ]; then
+  echo "oauth2-bridge-setup: OAUTH2_INTROSPECTION_URL is empty. Set it to the identity provider's userinfo URL." >&2
+  exit 1
+fi
+
+# Values are written in double quotes, which the bridge strips; a line break would end the value.
+setting() {
+  local key=$1 value=$2
+  if [[ "$value" == *$'\n'* || "$value" == *$'\r'* ]]; then
+    echo "oauth2-bridge-setup: the value for $key contains a line break, which the settings file cannot hold." >&2
+    exit 1
+  fi
+  printf '%s = "%s"\n' "$key" "$value"
+}
+
+umask 077
+temporary=$(mktemp "$(dirname "$output")/.oauth2-bridge.conf.XXXXXX")
+trap 'rm -f "$temporary"' EXIT
+
+{
+  echo "# Written by oauth2-bridge-setup.sh from docker-mailserver's environment. Edits are overwritten."
+  setting introspection_url "$OAUTH2_INTROSPECTION_URL"
+  setting introspection_mode auth
+  setting username_attribute "${OAUTH2_USERNAME_ATTRIBUTE:-email}"
+  setting account_source postfix-accounts
+  setting account_file "${OAUTH2_BRIDGE_ACCOUNT_FILE:-/tmp/docker-mailserver/postfix-accounts.cf}"
+  if [ -n "${OAUTH2_TLS_CA_CERT_FILE:-}" ]; then
+    setting tls_ca_cert_file "$OAUTH2_TLS_CA_CERT_FILE"
+  fi
+  if [ -n "${OAUTH2_CLIENT_ID:-}" ]; then
+    setting client_id "$OAUTH2_CLIENT_ID"
+  fi
+  if [ -n "${OAUTH2_CLIENT_SECRET:-}" ]; then
+    setting client_secret "$OAUTH2_CLIENT_SECRET"
+  fi
+} > "$temporary"
+
+# The file holds the client secret: readable by root and by Dovecot's auth processes only.
+if getent group dovecot > /dev/null; then
+  chgrp dovecot "$temporary"
+fi
+chmod 0640 "$temporary"
+mv -f "$temporary" "$output"
+trap - EXIT
+echo "oauth2-bridge-setup: wrote $output"
