@@ -763,7 +763,7 @@ local ____identity = require("identity")
 local expandUsernameFormat = ____identity.expandUsernameFormat
 local ____url = require("url")
 local parseUrl = ____url.parseUrl
---- Parses and validates settings text; `origin` names the file in error messages.
+--- Parses and validates settings text. `origin` names the file in error messages.
 function ____exports.parseSettings(text, origin)
     local raw = parseLines(text, origin)
     for ____, ____value in ipairs(pairsOf(____exports.KEYS)) do
@@ -846,7 +846,7 @@ function checkKnownKey(key, origin, lineNumber)
     error(
         __TS__New(
             ____exports.SettingsError,
-            (((((origin .. " line ") .. tostring(lineNumber)) .. ": unknown setting ") .. key) .. ". Check the spelling; known settings: ") .. known
+            (((((origin .. " line ") .. tostring(lineNumber)) .. ": unknown setting ") .. key) .. ". Check the spelling. Known settings: ") .. known
         ),
         0
     )
@@ -954,7 +954,7 @@ ____exports.SETTINGS_PATH_VARIABLE = "OAUTH2_BRIDGE_CONFIG"
 ____exports.KEYS = {
     introspection_url = {kind = "url", description = "URL of the identity provider's OIDC userinfo endpoint"},
     introspection_mode = {kind = "string", defaultValue = "auth", choices = {"auth"}, description = "how the token is sent: auth = GET with an Authorization: Bearer header"},
-    username_attribute = {kind = "string", defaultValue = "email", description = "claim in the userinfo response that holds the mail address"},
+    username_attribute = {kind = "string", defaultValue = "email", description = "claim in the userinfo response that contains the login name"},
     username_format = {kind = "format", defaultValue = "%Lu", description = "how the claim is turned into a login name: %u whole value, %n local part, %d domain"},
     tls_ca_cert_file = {kind = "path", description = "PEM file with the CA certificates that sign the identity provider's certificate"},
     tls_allow_invalid_cert = {kind = "boolean", defaultValue = "no", description = "skip certificate and host name verification (testing only)"},

@@ -12,7 +12,7 @@ export type AccountLookup =
 
 export interface AccountLoadReport {
   readonly accounts: number;
-  /** Line numbers that could not be parsed; they are skipped. */
+  /** Line numbers that could not be parsed. These lines are skipped. */
   readonly malformedLines: number[];
 }
 
@@ -32,7 +32,7 @@ interface Fingerprint {
 export class PostfixAccountsFile {
   private names = new LuaTable<string, true>();
   private fingerprint?: Fingerprint;
-  /** Set when the file changed within the current second, where a later rewrite is invisible. */
+  /** Set when the file changed within the last second, so a same-size rewrite would not show. */
   private racy = true;
 
   constructor(readonly path: string) {}

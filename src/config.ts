@@ -51,7 +51,7 @@ export const KEYS: { readonly [key: string]: KeySpec } = {
   username_attribute: {
     kind: "string",
     defaultValue: "email",
-    description: "claim in the userinfo response that holds the mail address",
+    description: "claim in the userinfo response that contains the login name",
   },
   username_format: {
     kind: "format",
@@ -147,7 +147,7 @@ export function loadSettings(path: string): Settings {
   return parseSettings(text, path);
 }
 
-/** Parses and validates settings text; `origin` names the file in error messages. */
+/** Parses and validates settings text. `origin` names the file in error messages. */
 export function parseSettings(text: string, origin: string): Settings {
   const raw = parseLines(text, origin);
 
@@ -216,7 +216,7 @@ function checkKnownKey(key: string, origin: string, lineNumber: number): void {
   }
   const known = Object.keys(KEYS).sort().join(", ");
   throw new SettingsError(
-    `${origin} line ${lineNumber}: unknown setting ${key}. Check the spelling; known settings: ${known}`,
+    `${origin} line ${lineNumber}: unknown setting ${key}. Check the spelling. Known settings: ${known}`,
   );
 }
 
@@ -261,7 +261,7 @@ function convertValue(key: string, spec: KeySpec, value: string, origin: string)
         return fail(`cannot be read (${openError})`, "Check the path and its permissions for the auth worker");
       }
       file.close();
-      // io.open succeeds on a directory on Linux; only reading it fails, much later.
+      // io.open succeeds on a directory on Linux, and only a later read fails.
       const [attributes] = lfs.attributes(value);
       if (attributes === undefined || attributes.mode !== "file") {
         return fail("is not a regular file", "Check the path and its permissions for the auth worker");

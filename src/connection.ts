@@ -1,6 +1,6 @@
-// A socket for luasocket's HTTP client that adds what luasocket and luasec leave out: one
-// deadline for the whole request instead of a timeout per read, and, for HTTPS, verification of
-// the certificate chain and of the host name (luasec 1.2 checks neither by default).
+// A socket for luasocket's HTTP client with one deadline for the whole request, where luasocket
+// has a timeout per read. For HTTPS it also verifies the certificate chain and the host name,
+// which luasec 1.2 checks neither by default.
 
 import * as socket from "socket";
 import * as ssl from "ssl";
@@ -93,7 +93,7 @@ class DeadlineSocket {
       options: ["all", "no_sslv2", "no_sslv3", "no_tlsv1", "no_tlsv1_1"],
       verify: this.options.verifyCertificate ? "peer" : "none",
       cafile: this.options.caFile,
-      // luasec loads no CA certificates unless told, so fall back to the system store.
+      // luasec loads no CA certificates unless given a file or directory, so use the system store.
       capath: this.options.caFile === undefined ? SYSTEM_CA_DIRECTORY : undefined,
     };
     const [conn, wrapError] = ssl.wrap(this.sock, params);

@@ -220,7 +220,7 @@ describe("config.parseSettings errors", function()
       fix = "Set it to the identity provider's userinfo URL",
     },
     { name = "unknown key", lines = { "introspection_urls = x" }, key = "introspection_urls", fix = "Check the spelling" },
-    { name = "unknown key lists known keys", lines = { "timeout = 5" }, key = "timeout", fix = "known settings: account_file" },
+    { name = "unknown key lists known keys", lines = { "timeout = 5" }, key = "timeout", fix = "Known settings: account_file" },
     { name = "Dovecot tokeninfo_url", lines = { "tokeninfo_url = https://x.test/" }, key = "tokeninfo_url", fix = "Remove the line" },
     { name = "Dovecot scope", lines = { "scope = mail" }, key = "scope", fix = "Remove the line" },
     { name = "Dovecot active_attribute", lines = { "active_attribute = active" }, key = "active_attribute", fix = "does not support" },
