@@ -631,6 +631,7 @@ PostfixAccountsFile.name = "PostfixAccountsFile"
 function PostfixAccountsFile.prototype.____constructor(self, path)
     self.path = path
     self.names = {}
+    self.count = 0
     self.racy = true
 end
 function PostfixAccountsFile.prototype.lookup(self, name, onReload)
@@ -658,11 +659,15 @@ function PostfixAccountsFile.prototype.refresh(self, onReload)
     if text == nil then
         return "cannot read " .. self.path
     end
+    local previousCount = self.count
+    local changed = self.fingerprint == nil or not sameFingerprint(self.fingerprint, current)
     local report = self:load(text)
     self.fingerprint = current
     self.racy = current.modification >= os.time() - 1 or current.change >= os.time() - 1
-    if onReload ~= nil then
-        onReload(report)
+    if changed or report.accounts ~= previousCount then
+        if onReload ~= nil then
+            onReload(report)
+        end
     end
     return nil
 end
@@ -676,19 +681,20 @@ function PostfixAccountsFile.prototype.load(self, text)
             lineNumber = lineNumber + 1
             local trimmed = (string.match(line, "^%s*(.-)%s*$")) or ""
             if trimmed == "" or __TS__StringStartsWith(trimmed, "#") then
-                goto __continue11
+                goto __continue12
             end
             local address = string.match(trimmed, "^([^|%s]+@[^|%s]+)|")
             if address == nil then
                 malformedLines[#malformedLines + 1] = lineNumber
-                goto __continue11
+                goto __continue12
             end
             names[normalizeName(address)] = true
             accounts = accounts + 1
         end
-        ::__continue11::
+        ::__continue12::
     end
     self.names = names
+    self.count = accounts
     return {accounts = accounts, malformedLines = malformedLines}
 end
 return ____exports

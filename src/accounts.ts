@@ -31,6 +31,7 @@ interface Fingerprint {
  */
 export class PostfixAccountsFile {
   private names = new LuaTable<string, true>();
+  private count = 0;
   private fingerprint?: Fingerprint;
   /** Set when the file changed within the last second, so a same-size rewrite would not show. */
   private racy = true;
@@ -67,12 +68,17 @@ export class PostfixAccountsFile {
       return `cannot read ${this.path}`;
     }
 
+    const previousCount = this.count;
+    const changed = this.fingerprint === undefined || !sameFingerprint(this.fingerprint, current);
     const report = this.load(text);
     this.fingerprint = current;
     // Timestamps have one-second resolution: a same-size rewrite in the same second as the
     // change we saw would keep this fingerprint, so check again on the next lookup.
     this.racy = current.modification >= os.time() - 1 || current.change >= os.time() - 1;
-    onReload?.(report);
+    // A re-read of a file that only might have changed is reported only when it did.
+    if (changed || report.accounts !== previousCount) {
+      onReload?.(report);
+    }
     return undefined;
   }
 
@@ -98,6 +104,7 @@ export class PostfixAccountsFile {
     }
 
     this.names = names;
+    this.count = accounts;
     return { accounts, malformedLines };
   }
 }

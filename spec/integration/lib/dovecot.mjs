@@ -188,6 +188,14 @@ export async function startDovecot({ dir, luaScript, bridgeSettings, passwdUsers
 
   fs.chmodSync(dir, 0o755);
 
+  // Dovecot's auth process loads the script as user dovecot, which cannot read a checkout
+  // under a private home directory such as /root, so it gets a copy in the temp dir.
+  const scriptCopy = path.join(dir, 'oauth2-bridge.lua');
+  if (path.resolve(luaScript) !== scriptCopy) {
+    fs.copyFileSync(luaScript, scriptCopy);
+  }
+  fs.chmodSync(scriptCopy, 0o644);
+
   const settingsPath = path.join(dir, 'oauth2-bridge.conf');
   writePrivateFile(settingsPath, bridgeSettings, settingsMode, authGid);
 
@@ -207,7 +215,7 @@ export async function startDovecot({ dir, luaScript, bridgeSettings, passwdUsers
   let lastError;
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
     const imapPort = await findFreePort();
-    const config = renderDovecotConfig({ dir, imapPort, instanceName, luaScript, settingsPath, passwdPath, extraConfig });
+    const config = renderDovecotConfig({ dir, imapPort, instanceName, luaScript: scriptCopy, settingsPath, passwdPath, extraConfig });
     fs.writeFileSync(configPath, config, { mode: 0o644 });
 
     // A socket file left by an earlier start in this directory would defeat
