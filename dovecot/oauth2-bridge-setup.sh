@@ -2,9 +2,11 @@
 # Writes the bridge's settings file from docker-mailserver's OAuth2 environment variables.
 #
 #   ENABLE_OAUTH2=1                  required, or nothing is written
-#   OAUTH2_INTROSPECTION_URL         the identity provider's userinfo URL (docker-mailserver's meaning)
-#   OAUTH2_CLIENT_ID                 stored as client_id
-#   OAUTH2_CLIENT_SECRET             stored as client_secret
+#   OAUTH2_INTROSPECTION_URL         the identity provider's userinfo URL (docker-mailserver's meaning),
+#                                    or its RFC 7662 introspection URL with OAUTH2_INTROSPECTION_MODE=post
+#   OAUTH2_INTROSPECTION_MODE        optional: auth (default), get or post
+#   OAUTH2_CLIENT_ID                 client_id, needed for introspection (mode post)
+#   OAUTH2_CLIENT_SECRET             client_secret, needed for introspection (mode post)
 #   OAUTH2_USERNAME_ATTRIBUTE        optional, default email
 #   OAUTH2_TLS_CA_CERT_FILE          optional CA file for an https URL
 #   OAUTH2_BRIDGE_ACCOUNT_FILE       optional, default /tmp/docker-mailserver/postfix-accounts.cf
@@ -18,6 +20,20 @@ if [ "${ENABLE_OAUTH2:-0}" != "1" ]; then
   echo "oauth2-bridge-setup: ENABLE_OAUTH2 is not 1, so no settings file is written."
   exit 0
 fi
+
+case "${OAUTH2_INTROSPECTION_MODE:-auth}" in
+  auth|get) ;;
+  post)
+    if [ -z "${OAUTH2_CLIENT_ID:-}" ] || [ -z "${OAUTH2_CLIENT_SECRET:-}" ]; then
+      echo "oauth2-bridge-setup: OAUTH2_INTROSPECTION_MODE=post needs OAUTH2_CLIENT_ID and OAUTH2_CLIENT_SECRET." >&2
+      exit 1
+    fi
+    ;;
+  *)
+    echo "oauth2-bridge-setup: OAUTH2_INTROSPECTION_MODE must be auth, get or post." >&2
+    exit 1
+    ;;
+esac
 
 if [ -z "${OAUTH2_INTROSPECTION_URL:-}" ]; then
   echo "oauth2-bridge-setup: OAUTH2_INTROSPECTION_URL is empty. Set it to the identity provider's userinfo URL." >&2
@@ -41,7 +57,7 @@ trap 'rm -f "$temporary"' EXIT
 {
   echo "# Written by oauth2-bridge-setup.sh from docker-mailserver's environment. Edits are overwritten."
   setting introspection_url "$OAUTH2_INTROSPECTION_URL"
-  setting introspection_mode auth
+  setting introspection_mode "${OAUTH2_INTROSPECTION_MODE:-auth}"
   setting username_attribute "${OAUTH2_USERNAME_ATTRIBUTE:-email}"
   setting account_source postfix-accounts
   setting account_file "${OAUTH2_BRIDGE_ACCOUNT_FILE:-/tmp/docker-mailserver/postfix-accounts.cf}"

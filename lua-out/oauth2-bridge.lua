@@ -22,6 +22,64 @@ local function require(file, ...)
 end
 ____modules = {
 ["lualib_bundle"] = function(...) 
+local function __TS__StringIncludes(self, searchString, position)
+    if not position then
+        position = 1
+    else
+        position = position + 1
+    end
+    local index = string.find(self, searchString, position, true)
+    return index ~= nil
+end
+
+local function __TS__ArraySort(self, compareFn)
+    if compareFn ~= nil then
+        table.sort(
+            self,
+            function(a, b) return compareFn(nil, a, b) < 0 end
+        )
+    else
+        table.sort(self)
+    end
+    return self
+end
+
+local function __TS__ArraySlice(self, first, last)
+    local len = #self
+    first = first or 0
+    if first < 0 then
+        first = len + first
+        if first < 0 then
+            first = 0
+        end
+    else
+        if first > len then
+            first = len
+        end
+    end
+    last = last or len
+    if last < 0 then
+        last = len + last
+        if last < 0 then
+            last = 0
+        end
+    else
+        if last > len then
+            last = len
+        end
+    end
+    local out = {}
+    first = first + 1
+    last = last + 1
+    local n = 1
+    while first < last do
+        out[n] = self[first]
+        first = first + 1
+        n = n + 1
+    end
+    return out
+end
+
 local function __TS__Class(self)
     local c = {prototype = {}}
     c.prototype.__index = c.prototype
@@ -34,16 +92,6 @@ local function __TS__StringStartsWith(self, searchString, position)
         position = 0
     end
     return string.sub(self, position + 1, #searchString + position) == searchString
-end
-
-local function __TS__StringIncludes(self, searchString, position)
-    if not position then
-        position = 1
-    else
-        position = position + 1
-    end
-    local index = string.find(self, searchString, position, true)
-    return index ~= nil
 end
 
 local function __TS__New(target, ...)
@@ -386,6 +434,16 @@ do
     Map[Symbol.species] = Map
 end
 
+local function __TS__ObjectEntries(obj)
+    local result = {}
+    local len = 0
+    for key in pairs(obj) do
+        len = len + 1
+        result[len] = {key, obj[key]}
+    end
+    return result
+end
+
 local function __TS__ArrayIncludes(self, searchElement, fromIndex)
     if fromIndex == nil then
         fromIndex = 0
@@ -416,28 +474,6 @@ local function __TS__ObjectKeys(obj)
     return result
 end
 
-local function __TS__ArraySort(self, compareFn)
-    if compareFn ~= nil then
-        table.sort(
-            self,
-            function(a, b) return compareFn(nil, a, b) < 0 end
-        )
-    else
-        table.sort(self)
-    end
-    return self
-end
-
-local function __TS__ObjectEntries(obj)
-    local result = {}
-    local len = 0
-    for key in pairs(obj) do
-        len = len + 1
-        result[len] = {key, obj[key]}
-    end
-    return result
-end
-
 local function __TS__ArraySome(self, callbackfn, thisArg)
     for i = 1, #self do
         if callbackfn(thisArg, self[i], i - 1, self) then
@@ -460,46 +496,41 @@ local function __TS__ObjectAssign(target, ...)
     return target
 end
 
-local function __TS__ArraySlice(self, first, last)
+local function __TS__ArrayFilter(self, callbackfn, thisArg)
+    local result = {}
+    local len = 0
+    for i = 1, #self do
+        if callbackfn(thisArg, self[i], i - 1, self) then
+            len = len + 1
+            result[len] = self[i]
+        end
+    end
+    return result
+end
+
+local function __TS__ArrayPush(self, ...)
+    local items = {...}
     local len = #self
-    first = first or 0
-    if first < 0 then
-        first = len + first
-        if first < 0 then
-            first = 0
-        end
-    else
-        if first > len then
-            first = len
-        end
+    for i = 1, #items do
+        len = len + 1
+        self[len] = items[i]
     end
-    last = last or len
-    if last < 0 then
-        last = len + last
-        if last < 0 then
-            last = 0
-        end
-    else
-        if last > len then
-            last = len
-        end
+    return len
+end
+
+local function __TS__StringEndsWith(self, searchString, endPosition)
+    if endPosition == nil or endPosition > #self then
+        endPosition = #self
     end
-    local out = {}
-    first = first + 1
-    last = last + 1
-    local n = 1
-    while first < last do
-        out[n] = self[first]
-        first = first + 1
-        n = n + 1
-    end
-    return out
+    return string.sub(self, endPosition - #searchString + 1, endPosition) == searchString
 end
 
 return {
+  __TS__StringIncludes = __TS__StringIncludes,
+  __TS__ArraySort = __TS__ArraySort,
+  __TS__ArraySlice = __TS__ArraySlice,
   __TS__Class = __TS__Class,
   __TS__StringStartsWith = __TS__StringStartsWith,
-  __TS__StringIncludes = __TS__StringIncludes,
   Error = Error,
   RangeError = RangeError,
   ReferenceError = ReferenceError,
@@ -509,22 +540,55 @@ return {
   __TS__ClassExtends = __TS__ClassExtends,
   __TS__New = __TS__New,
   Map = Map,
+  __TS__ObjectEntries = __TS__ObjectEntries,
   __TS__Iterator = __TS__Iterator,
   __TS__ArrayIncludes = __TS__ArrayIncludes,
   __TS__ObjectKeys = __TS__ObjectKeys,
-  __TS__ArraySort = __TS__ArraySort,
-  __TS__ObjectEntries = __TS__ObjectEntries,
   __TS__ArraySome = __TS__ArraySome,
   __TS__ObjectAssign = __TS__ObjectAssign,
-  __TS__ArraySlice = __TS__ArraySlice
+  __TS__ArrayFilter = __TS__ArrayFilter,
+  __TS__ArrayPush = __TS__ArrayPush,
+  __TS__StringEndsWith = __TS__StringEndsWith
 }
  end,
-["identity"] = function(...) 
+["claims"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__StringIncludes = ____lualib.__TS__StringIncludes
+local __TS__ArraySort = ____lualib.__TS__ArraySort
+local __TS__ArraySlice = ____lualib.__TS__ArraySlice
 local ____exports = {}
-local findLastAt
-function findLastAt(value)
-    local position = string.find(value, "@[^@]*$")
-    return position
+--- Returns the claim `name`. A name with dots that is not itself a key is read as a path into
+-- nested objects, so `ext.email` reaches Dex's {"ext": {"email": ...}}, while a claim whose name
+-- contains dots, such as "https://example.com/email", is still found as it is.
+function ____exports.lookupClaim(claims, name)
+    local direct = claims[name]
+    if direct ~= nil or not __TS__StringIncludes(name, ".") then
+        return direct
+    end
+    local current = claims
+    for part in string.gmatch(name, "[^.]+") do
+        if type(current) ~= "table" then
+            return nil
+        end
+        current = current[part]
+    end
+    return current
+end
+--- Lists the top-level claim names, sorted, for log lines that must not show values.
+function ____exports.claimNames(claims, limit)
+    if limit == nil then
+        limit = 20
+    end
+    local names = {}
+    for name in pairs(claims) do
+        names[#names + 1] = tostring(name)
+    end
+    __TS__ArraySort(names)
+    local shown = table.concat(
+        __TS__ArraySlice(names, 0, limit),
+        ", "
+    )
+    return #names > limit and shown .. ", ..." or (shown == "" and "(none)" or shown)
 end
 --- Names a decoded JSON value's type for log messages, without showing the value.
 function ____exports.jsonTypeName(value)
@@ -536,6 +600,58 @@ function ____exports.jsonTypeName(value)
         return "object or array"
     end
     return luaType
+end
+--- Reads a claim that may be a space-separated string or an array of strings, as `scope` and
+-- `aud` are sent. Returns the words, undefined when the claim is absent, or false when it has
+-- another type.
+function ____exports.readStringList(value)
+    if value == nil then
+        return nil
+    end
+    if type(value) == "string" then
+        local words = {}
+        for word in string.gmatch(value, "%S+") do
+            words[#words + 1] = word
+        end
+        return words
+    end
+    if type(value) ~= "table" then
+        return false
+    end
+    local ____table = value
+    local words = {}
+    local count = 0
+    for key, item in pairs(____table) do
+        count = count + 1
+        if type(key) ~= "number" or type(item) ~= "string" then
+            return false
+        end
+    end
+    do
+        local index = 1
+        while index <= count do
+            local item = ____table[index]
+            if type(item) ~= "string" then
+                return false
+            end
+            words[#words + 1] = item
+            index = index + 1
+        end
+    end
+    return words
+end
+return ____exports
+ end,
+["identity"] = function(...) 
+local ____exports = {}
+local findLastAt
+local ____claims = require("claims")
+local claimNames = ____claims.claimNames
+local jsonTypeName = ____claims.jsonTypeName
+local lookupClaim = ____claims.lookupClaim
+function findLastAt(value)
+    local position = string.find(value, "@[^@]*$")
+    return position
 end
 --- Lowers ASCII letters only. The explicit [A-Z] class, unlike %u, does not depend on the locale.
 function ____exports.normalizeName(name)
@@ -581,17 +697,21 @@ function ____exports.expandUsernameFormat(format, value)
     end
     return expanded
 end
---- Reads the identity claim from a decoded userinfo object. Only a non-empty string counts:
--- JSON null, numbers, booleans and tables are rejected by type, not by Lua truthiness.
+--- Reads the identity claim from a decoded response. Only a non-empty string counts: numbers,
+-- booleans and tables are rejected by type, not by Lua truthiness. A missing claim's reason
+-- lists the claim names that were present, without their values.
 function ____exports.readIdentityClaim(claims, attribute)
-    local value = claims[attribute]
+    local value = lookupClaim(claims, attribute)
     if value == nil then
-        return {ok = false, reason = ("claim " .. attribute) .. " is missing"}
+        return {
+            ok = false,
+            reason = ((("claim " .. attribute) .. " is missing (claims present: ") .. claimNames(claims)) .. ")"
+        }
     end
     if type(value) ~= "string" then
         return {
             ok = false,
-            reason = ((("claim " .. attribute) .. " is not a string (") .. ____exports.jsonTypeName(value)) .. ")"
+            reason = ((("claim " .. attribute) .. " is not a string (") .. jsonTypeName(value)) .. ")"
         }
     end
     if value == "" then
@@ -705,7 +825,10 @@ local __TS__StringIncludes = ____lualib.__TS__StringIncludes
 local ____exports = {}
 local socketUrl = require("socket.url")
 --- Parses an absolute http(s) URL. Returns the URL, or undefined and the problem.
-function ____exports.parseUrl(text)
+function ____exports.parseUrl(text, options)
+    if options == nil then
+        options = {}
+    end
     if (string.find(text, "[%s%c]")) ~= nil then
         return nil, "it contains spaces or control characters"
     end
@@ -721,9 +844,6 @@ function ____exports.parseUrl(text)
     if __TS__StringIncludes(parts.host, ":") and (string.find(text, ("[" .. parts.host) .. "]", 1, true)) == nil then
         return nil, "the host is not a valid name or address"
     end
-    if parts.userinfo ~= nil then
-        return nil, "credentials in the URL are not supported"
-    end
     if parts.fragment ~= nil then
         return nil, "a #fragment is not allowed"
     end
@@ -735,12 +855,201 @@ function ____exports.parseUrl(text)
         end
         port = parsed
     end
+    if parts.userinfo == nil then
+        return {
+            text = text,
+            scheme = scheme,
+            host = string.lower(parts.host),
+            port = port
+        }
+    end
+    if options.allowCredentials ~= true or parts.user == nil or parts.password == nil then
+        return nil, "credentials in the URL are not supported"
+    end
+    local withoutCredentials = socketUrl.build({
+        scheme = parts.scheme,
+        host = parts.host,
+        port = parts.port,
+        path = parts.path,
+        params = parts.params,
+        query = parts.query
+    })
     return {
-        text = text,
+        text = withoutCredentials,
         scheme = scheme,
         host = string.lower(parts.host),
-        port = port
+        port = port,
+        credentials = {
+            user = socketUrl.unescape(parts.user),
+            password = socketUrl.unescape(parts.password)
+        }
     }
+end
+--- Returns the URL with `suffix` appended, as for a token added to a tokeninfo URL.
+function ____exports.appendToUrl(url, suffix)
+    return {text = url.text .. suffix, scheme = url.scheme, host = url.host, port = url.port}
+end
+--- Encodes a value for application/x-www-form-urlencoded (HTML's URL-encoded form serializer):
+-- letters, digits and `*-._` stay, a space becomes `+`, every other byte becomes %XX.
+function ____exports.formEncode(value)
+    local encoded = string.gsub(
+        value,
+        "[^%w%*%-%._ ]",
+        function(character) return string.format(
+            "%%%02X",
+            string.byte(character)
+        ) end
+    )
+    return (string.gsub(encoded, " ", "+"))
+end
+return ____exports
+ end,
+["settings"] = function(...) 
+local ____exports = {}
+--- Every accepted key. The README's settings reference lists the same table.
+____exports.KEYS = {
+    introspection_url = {kind = "url", dovecot = true, description = "userinfo URL (modes auth and get) or RFC 7662 introspection URL (mode post)"},
+    introspection_mode = {
+        kind = "string",
+        defaultValue = "auth",
+        choices = {"auth", "get", "post"},
+        dovecot = true,
+        description = "auth: GET with a Bearer header; get: GET with the token appended; post: RFC 7662"
+    },
+    tokeninfo_url = {kind = "url", dovecot = true, description = "URL to which the token is appended for a first check, as Google's tokeninfo"},
+    force_introspection = {kind = "boolean", defaultValue = "no", dovecot = true, description = "also ask introspection_url when tokeninfo_url already returned the login name"},
+    openid_configuration_url = {kind = "url", dovecot = true, description = "OIDC discovery document or issuer URL that provides the endpoints"},
+    discovery_refresh_secs = {
+        kind = "integer",
+        defaultValue = "3600",
+        min = 60,
+        max = 604800,
+        description = "how often each auth worker fetches the discovery document again, in seconds"
+    },
+    client_id = {kind = "string", dovecot = true, description = "OAuth2 client id for introspection (mode post)"},
+    client_secret = {kind = "string", secret = true, dovecot = true, description = "OAuth2 client secret for introspection (mode post)"},
+    client_auth_method = {kind = "string", defaultValue = "client_secret_basic", choices = {"client_secret_basic", "client_secret_post"}, description = "how the client authenticates to the introspection endpoint (RFC 6749 section 2.3.1)"},
+    username_attribute = {kind = "string", defaultValue = "email", dovecot = true, description = "claim that contains the login name; a dotted path such as ext.email reaches nested claims"},
+    username_format = {kind = "format", defaultValue = "%Lu", dovecot = true, description = "how the claim becomes a login name: %u whole value, %n local part, %d domain"},
+    active_attribute = {kind = "string", dovecot = true, description = "claim that must equal active_value for the token to be accepted"},
+    active_value = {kind = "string", dovecot = true, description = "value that active_attribute must have"},
+    scope = {kind = "list", dovecot = true, description = "space-separated scopes; the token must have one of them (scope_match = any) or all"},
+    scope_match = {kind = "string", defaultValue = "any", choices = {"any", "all"}, description = "whether the token needs any one or all of the scopes in scope"},
+    audience = {kind = "list", description = "space-separated accepted audiences, matched against aud, azp and client_id"},
+    issuers = {kind = "list", dovecot = true, description = "space-separated accepted iss values"},
+    require_email_verified = {kind = "boolean", defaultValue = "no", description = "accept only tokens whose email_verified claim is JSON true"},
+    clock_skew_secs = {
+        kind = "integer",
+        defaultValue = "30",
+        min = 0,
+        max = 3600,
+        description = "seconds that exp may lie in the past before the token counts as expired"
+    },
+    pass_attrs = {kind = "attributes", dovecot = true, description = "passdb fields returned on success, e.g. proxy=y host=%{oauth2:mail_host}"},
+    tls_ca_cert_file = {kind = "path", dovecot = true, description = "PEM file with the CA certificates that sign the identity provider's certificate"},
+    tls_allow_invalid_cert = {kind = "boolean", defaultValue = "no", dovecot = true, description = "skip certificate and host name verification (testing only)"},
+    timeout_msecs = {
+        kind = "integer",
+        defaultValue = "5000",
+        min = 1,
+        max = 600000,
+        dovecot = true,
+        description = "time limit for one request to the identity provider, in milliseconds"
+    },
+    max_response_bytes = {
+        kind = "integer",
+        defaultValue = "65536",
+        min = 1024,
+        max = 16777216,
+        description = "largest response body accepted from the identity provider, in bytes"
+    },
+    account_source = {kind = "string", defaultValue = "postfix-accounts", choices = {"postfix-accounts"}, description = "where the list of mailboxes comes from"},
+    account_file = {kind = "path", defaultValue = "/tmp/docker-mailserver/postfix-accounts.cf", description = "docker-mailserver's account file, one address|hash line per mailbox"}
+}
+--- Keys of Dovecot's oauth2 driver that this version does not implement.
+____exports.DOVECOT_ONLY_KEYS = {
+    "grant_url",
+    "client_id_attribute",
+    "local_validation_key_dict",
+    "send_auth_headers",
+    "use_grant_password",
+    "rawlog_dir",
+    "tls_ca_cert_dir",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_cipher_suite",
+    "max_idle_time_msecs",
+    "max_parallel_connections",
+    "max_pipelined_requests",
+    "user_agent",
+    "debug"
+}
+return ____exports
+ end,
+["pass-attrs"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__StringIncludes = ____lualib.__TS__StringIncludes
+local ____exports = {}
+local checkTemplate, expandTemplate
+local ____claims = require("claims")
+local lookupClaim = ____claims.lookupClaim
+function checkTemplate(template)
+    local withoutVariables = (string.gsub(template, "%%{oauth2:[^}]+}", ""))
+    local withoutPercents = (string.gsub(withoutVariables, "%%%%", ""))
+    if __TS__StringIncludes(withoutPercents, "%") then
+        return "only %{oauth2:claim} variables and %% are supported"
+    end
+    return nil
+end
+function expandTemplate(template, claims)
+    local pieces = {}
+    local position = 1
+    while position <= #template do
+        do
+            local percent = string.find(template, "%", position, true)
+            if percent == nil then
+                pieces[#pieces + 1] = string.sub(template, position)
+                break
+            end
+            pieces[#pieces + 1] = string.sub(template, position, percent - 1)
+            if string.sub(template, percent + 1, percent + 1) == "%" then
+                pieces[#pieces + 1] = "%"
+                position = percent + 2
+                goto __continue12
+            end
+            local ____, last, claimName = string.find(template, "^{oauth2:([^}]+)}", percent + 1)
+            local claim = lookupClaim(claims, claimName)
+            pieces[#pieces + 1] = (type(claim) == "string" or type(claim) == "number") and tostring(claim) or ""
+            position = last + 1
+        end
+        ::__continue12::
+    end
+    return table.concat(pieces, "")
+end
+--- Parses space-separated name=value pairs. Returns them, or undefined and the problem.
+function ____exports.parsePassAttributes(value)
+    local attributes = {}
+    for item in string.gmatch(value, "%S+") do
+        local name, template = string.match(item, "^([%w_%-%.]+)=(.*)$")
+        if name == nil or template == nil then
+            return nil, ("contains \"" .. item) .. "\", which is not a name=value pair"
+        end
+        local problem = checkTemplate(template)
+        if problem ~= nil then
+            return nil, (name .. ": ") .. problem
+        end
+        attributes[#attributes + 1] = {name = name, template = template}
+    end
+    return attributes
+end
+--- Builds the passdb fields for a successful login. A claim that is missing, or is not a string
+-- or a number, expands to an empty string, as in Dovecot.
+function ____exports.expandPassAttributes(attributes, claims)
+    local fields = {}
+    for ____, attribute in ipairs(attributes) do
+        fields[attribute.name] = expandTemplate(attribute.template, claims)
+    end
+    return fields
 end
 return ____exports
  end,
@@ -756,41 +1065,55 @@ local URIError = ____lualib.URIError
 local __TS__ClassExtends = ____lualib.__TS__ClassExtends
 local __TS__New = ____lualib.__TS__New
 local Map = ____lualib.Map
+local __TS__ObjectEntries = ____lualib.__TS__ObjectEntries
 local __TS__Iterator = ____lualib.__TS__Iterator
 local __TS__StringStartsWith = ____lualib.__TS__StringStartsWith
 local __TS__ArrayIncludes = ____lualib.__TS__ArrayIncludes
 local __TS__ObjectKeys = ____lualib.__TS__ObjectKeys
 local __TS__ArraySort = ____lualib.__TS__ArraySort
-local __TS__ObjectEntries = ____lualib.__TS__ObjectEntries
 local ____exports = {}
-local parseLines, checkKnownKey, convertValue, trim, unquote, pairsOf, DOVECOT_ONLY_KEYS
+local parseLines, checkKnownKey, convertValue, checkReadableFile, moveUrlCredentials, checkCrossFieldRules, splitWords, trim, unquote
 local lfs = require("lfs")
 local ____identity = require("identity")
 local expandUsernameFormat = ____identity.expandUsernameFormat
+local ____pass_2Dattrs = require("pass-attrs")
+local parsePassAttributes = ____pass_2Dattrs.parsePassAttributes
+local ____settings = require("settings")
+local DOVECOT_ONLY_KEYS = ____settings.DOVECOT_ONLY_KEYS
+local KEYS = ____settings.KEYS
 local ____url = require("url")
 local parseUrl = ____url.parseUrl
 --- Parses and validates settings text. `origin` names the file in error messages.
 function ____exports.parseSettings(text, origin)
     local raw = parseLines(text, origin)
-    for ____, ____value in ipairs(pairsOf(____exports.KEYS)) do
-        local key = ____value[1]
-        local spec = ____value[2]
-        if raw:get(key) == nil and spec.defaultValue ~= nil then
-            raw:set(key, spec.defaultValue)
-        end
-    end
-    if not raw:has("introspection_url") then
+    if not raw:has("introspection_url") and not raw:has("tokeninfo_url") and not raw:has("openid_configuration_url") then
         error(
-            __TS__New(____exports.SettingsError, (origin .. ": introspection_url is missing. Set it to the identity provider's userinfo URL, ") .. "e.g. introspection_url = https://idp.example.com/application/o/userinfo/"),
+            __TS__New(____exports.SettingsError, ((origin .. ": introspection_url is missing. Set it to the identity provider's userinfo URL, ") .. "e.g. introspection_url = https://idp.example.com/application/o/userinfo/, ") .. "or set tokeninfo_url or openid_configuration_url"),
             0
         )
     end
+    for ____, ____value in ipairs(__TS__ObjectEntries(KEYS)) do
+        local key = ____value[1]
+        local spec = ____value[2]
+        if not raw:has(key) and spec.defaultValue ~= nil then
+            raw:set(key, spec.defaultValue)
+        end
+    end
     local values = {}
+    for ____, ____value in ipairs(__TS__ObjectEntries(KEYS)) do
+        local key = ____value[1]
+        local spec = ____value[2]
+        if spec.kind == "list" or spec.kind == "attributes" then
+            values[key] = {}
+        end
+    end
     for ____, ____value in __TS__Iterator(raw) do
         local key = ____value[1]
         local value = ____value[2]
-        values[key] = convertValue(key, ____exports.KEYS[key], value, origin)
+        values[key] = convertValue(key, KEYS[key], value, origin)
     end
+    moveUrlCredentials(values, origin)
+    checkCrossFieldRules(values, origin)
     return values
 end
 function parseLines(text, origin)
@@ -801,7 +1124,7 @@ function parseLines(text, origin)
             lineNumber = lineNumber + 1
             local trimmed = trim(line)
             if trimmed == "" or __TS__StringStartsWith(trimmed, "#") then
-                goto __continue12
+                goto __continue15
             end
             local key, rawValue = string.match(trimmed, "^([%w_]+)%s*=%s*(.-)$")
             if key == nil or rawValue == nil then
@@ -828,12 +1151,12 @@ function parseLines(text, origin)
                 raw:set(key, value)
             end
         end
-        ::__continue12::
+        ::__continue15::
     end
     return raw
 end
 function checkKnownKey(key, origin, lineNumber)
-    if ____exports.KEYS[key] ~= nil then
+    if KEYS[key] ~= nil then
         return
     end
     if __TS__ArrayIncludes(DOVECOT_ONLY_KEYS, key) then
@@ -846,7 +1169,7 @@ function checkKnownKey(key, origin, lineNumber)
         )
     end
     local known = table.concat(
-        __TS__ArraySort(__TS__ObjectKeys(____exports.KEYS)),
+        __TS__ArraySort(__TS__ObjectKeys(KEYS)),
         ", "
     )
     error(
@@ -872,16 +1195,16 @@ function convertValue(key, spec, value, origin)
         )
     end
     repeat
-        local ____switch23 = spec.kind
-        local ____cond23 = ____switch23 == "url"
-        if ____cond23 then
+        local ____switch26 = spec.kind
+        local ____cond26 = ____switch26 == "url"
+        if ____cond26 then
             do
-                local url, problem = parseUrl(value)
+                local url, problem = parseUrl(value, {allowCredentials = key == "introspection_url"})
                 return url or fail(("is not a valid URL (" .. problem) .. ")", "Use an absolute http:// or https:// URL")
             end
         end
-        ____cond23 = ____cond23 or ____switch23 == "boolean"
-        if ____cond23 then
+        ____cond26 = ____cond26 or ____switch26 == "boolean"
+        if ____cond26 then
             do
                 local lowered = string.lower(value)
                 if lowered == "yes" or lowered == "true" then
@@ -893,8 +1216,8 @@ function convertValue(key, spec, value, origin)
                 return fail("is not a boolean", "Use yes or no")
             end
         end
-        ____cond23 = ____cond23 or ____switch23 == "integer"
-        if ____cond23 then
+        ____cond26 = ____cond26 or ____switch26 == "integer"
+        if ____cond26 then
             do
                 local parsed = (string.match(value, "^%d+$")) ~= nil and math.tointeger(tonumber(value) or 0.5) or nil
                 if parsed == nil then
@@ -912,33 +1235,89 @@ function convertValue(key, spec, value, origin)
                 return parsed
             end
         end
-        ____cond23 = ____cond23 or ____switch23 == "format"
-        if ____cond23 then
+        ____cond26 = ____cond26 or ____switch26 == "list"
+        if ____cond26 then
+            return splitWords(value)
+        end
+        ____cond26 = ____cond26 or ____switch26 == "format"
+        if ____cond26 then
             do
                 local ____, problem = expandUsernameFormat(value, "user@example.com")
                 return problem == nil and value or fail(problem, "Use %u, %n or %d, optionally as %Lu, %Ln or %Ld")
             end
         end
-        ____cond23 = ____cond23 or ____switch23 == "path"
-        if ____cond23 then
+        ____cond26 = ____cond26 or ____switch26 == "attributes"
+        if ____cond26 then
             do
-                local file, openError = io.open(value, "r")
-                if file == nil then
-                    return fail(("cannot be read (" .. openError) .. ")", "Check the path and its permissions for the auth worker")
-                end
-                file:close()
-                local attributes = lfs.attributes(value)
-                if attributes == nil or attributes.mode ~= "file" then
-                    return fail("is not a regular file", "Check the path and its permissions for the auth worker")
-                end
-                return value
+                local attributes, problem = parsePassAttributes(value)
+                return attributes or fail(problem, "Use space-separated name=value pairs, with %{oauth2:claim} variables")
             end
         end
-        ____cond23 = ____cond23 or ____switch23 == "string"
-        if ____cond23 then
+        ____cond26 = ____cond26 or ____switch26 == "path"
+        if ____cond26 then
+            return checkReadableFile(value, fail)
+        end
+        ____cond26 = ____cond26 or ____switch26 == "string"
+        if ____cond26 then
             return value
         end
     until true
+end
+function checkReadableFile(path, fail)
+    local file, openError = io.open(path, "r")
+    if file == nil then
+        return fail(("cannot be read (" .. openError) .. ")", "Check the path and its permissions for the auth worker")
+    end
+    file:close()
+    local attributes = lfs.attributes(path)
+    if attributes == nil or attributes.mode ~= "file" then
+        return fail("is not a regular file", "Check the path and its permissions for the auth worker")
+    end
+    return path
+end
+function moveUrlCredentials(values, origin)
+    local url = values.introspection_url
+    if (url and url.credentials) == nil then
+        return
+    end
+    if values.client_id ~= nil or values.client_secret ~= nil then
+        error(
+            __TS__New(____exports.SettingsError, (origin .. ": introspection_url contains client credentials and client_id or client_secret is ") .. "set too. Remove the credentials from the URL"),
+            0
+        )
+    end
+    values.client_id = url.credentials.user
+    values.client_secret = url.credentials.password
+end
+function checkCrossFieldRules(settings, origin)
+    local function fail(message)
+        error(
+            __TS__New(____exports.SettingsError, (origin .. ": ") .. message),
+            0
+        )
+    end
+    local hasIntrospectionEndpoint = settings.introspection_url ~= nil or settings.openid_configuration_url ~= nil
+    if settings.introspection_mode == "post" then
+        if not hasIntrospectionEndpoint then
+            fail("introspection_mode = post needs introspection_url or openid_configuration_url")
+        end
+        if settings.client_id == nil or settings.client_secret == nil then
+            fail("introspection_mode = post needs client_id and client_secret, because the introspection " .. "endpoint authenticates the client (RFC 7662 section 2.1)")
+        end
+    end
+    if settings.force_introspection and (settings.tokeninfo_url == nil or not hasIntrospectionEndpoint) then
+        fail("force_introspection = yes needs tokeninfo_url and introspection_url (or openid_configuration_url)")
+    end
+    if settings.active_attribute == nil ~= (settings.active_value == nil) then
+        fail("active_attribute and active_value must be set together. Set both, or remove both")
+    end
+end
+function splitWords(value)
+    local words = {}
+    for word in string.gmatch(value, "%S+") do
+        words[#words + 1] = word
+    end
+    return words
 end
 function trim(text)
     return (string.match(text, "^%s*(.-)%s*$")) or ""
@@ -951,63 +1330,12 @@ function unquote(value)
     local single = string.match(value, "^'(.*)'$")
     return single or value
 end
-function pairsOf(____table)
-    return __TS__ObjectEntries(____table)
+do
+    local ____settings = require("settings")
+    ____exports.KEYS = ____settings.KEYS
 end
 ____exports.DEFAULT_SETTINGS_PATH = "/etc/dovecot/oauth2-bridge.conf"
 ____exports.SETTINGS_PATH_VARIABLE = "OAUTH2_BRIDGE_CONFIG"
---- Every accepted key, with its type, default and meaning. The README lists the same table.
-____exports.KEYS = {
-    introspection_url = {kind = "url", description = "URL of the identity provider's OIDC userinfo endpoint"},
-    introspection_mode = {kind = "string", defaultValue = "auth", choices = {"auth"}, description = "how the token is sent: auth = GET with an Authorization: Bearer header"},
-    username_attribute = {kind = "string", defaultValue = "email", description = "claim in the userinfo response that contains the login name"},
-    username_format = {kind = "format", defaultValue = "%Lu", description = "how the claim is turned into a login name: %u whole value, %n local part, %d domain"},
-    tls_ca_cert_file = {kind = "path", description = "PEM file with the CA certificates that sign the identity provider's certificate"},
-    tls_allow_invalid_cert = {kind = "boolean", defaultValue = "no", description = "skip certificate and host name verification (testing only)"},
-    timeout_msecs = {
-        kind = "integer",
-        defaultValue = "5000",
-        min = 1,
-        max = 600000,
-        description = "time limit for one request to the identity provider, in milliseconds"
-    },
-    max_response_bytes = {
-        kind = "integer",
-        defaultValue = "65536",
-        min = 1024,
-        max = 16777216,
-        description = "largest response body accepted from the identity provider, in bytes"
-    },
-    account_source = {kind = "string", defaultValue = "postfix-accounts", choices = {"postfix-accounts"}, description = "where the list of mailboxes comes from"},
-    account_file = {kind = "path", defaultValue = "/tmp/docker-mailserver/postfix-accounts.cf", description = "docker-mailserver's account file, one address|hash line per mailbox"},
-    client_id = {kind = "string", description = "OAuth2 client id, kept for introspection modes that authenticate the client"},
-    client_secret = {kind = "string", secret = true, description = "OAuth2 client secret, kept for introspection modes that authenticate the client"}
-}
-DOVECOT_ONLY_KEYS = {
-    "tokeninfo_url",
-    "grant_url",
-    "client_id_attribute",
-    "scope",
-    "force_introspection",
-    "active_attribute",
-    "active_value",
-    "issuers",
-    "openid_configuration_url",
-    "local_validation_key_dict",
-    "pass_attrs",
-    "send_auth_headers",
-    "use_grant_password",
-    "rawlog_dir",
-    "tls_ca_cert_dir",
-    "tls_cert_file",
-    "tls_key_file",
-    "tls_cipher_suite",
-    "max_idle_time_msecs",
-    "max_parallel_connections",
-    "max_pipelined_requests",
-    "user_agent",
-    "debug"
-}
 --- A configuration mistake. The message names the key and the fix.
 ____exports.SettingsError = __TS__Class()
 local SettingsError = ____exports.SettingsError
@@ -1186,13 +1514,15 @@ return ____exports
 local ____lualib = require("lualib_bundle")
 local __TS__ObjectAssign = ____lualib.__TS__ObjectAssign
 local ____exports = {}
+local ltn12 = require("ltn12")
 local socket = require("socket")
 local http = require("socket.http")
 local ____connection = require("connection")
 local connectionFactory = ____connection.connectionFactory
 local USER_AGENT = "dovecot-oauth2-bridge"
---- Sends a GET request. Transport failures are returned, never raised.
-function ____exports.httpGet(url, headers, options)
+--- Sends a request over luasocket and luasec.
+function ____exports.httpRequest(request)
+    local options = request.options
     local chunks = {}
     local received = 0
     local tooLarge = false
@@ -1208,15 +1538,30 @@ function ____exports.httpGet(url, headers, options)
         chunks[#chunks + 1] = chunk
         return 1
     end
-    local done, statusOrError, responseHeaders = http.request({
-        url = url.text,
-        method = "GET",
-        headers = __TS__ObjectAssign({}, headers, {["user-agent"] = USER_AGENT}),
+    local headers = __TS__ObjectAssign({}, request.headers, {["user-agent"] = USER_AGENT})
+    if request.body ~= nil then
+        headers["content-length"] = tostring(#request.body)
+    end
+    local ____http_request_4 = http.request
+    local ____request_url_text_1 = request.url.text
+    local ____request_method_2 = request.method
+    local ____headers_3 = headers
+    local ____temp_0
+    if request.body == nil then
+        ____temp_0 = nil
+    else
+        ____temp_0 = ltn12.source.string(request.body)
+    end
+    local done, statusOrError, responseHeaders = ____http_request_4({
+        url = ____request_url_text_1,
+        method = ____request_method_2,
+        headers = ____headers_3,
+        source = ____temp_0,
         sink = sink,
         redirect = false,
         create = connectionFactory({
-            tls = url.scheme == "https",
-            host = url.host,
+            tls = request.url.scheme == "https",
+            host = request.url.host,
             deadline = socket.gettime() + options.timeoutMsecs / 1000,
             verifyCertificate = not options.allowInvalidCertificate,
             caFile = options.caFile
@@ -1289,88 +1634,409 @@ end
 return ____exports
  end,
 ["policy"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__ArrayIncludes = ____lualib.__TS__ArrayIncludes
+local __TS__ArrayFilter = ____lualib.__TS__ArrayFilter
+local __TS__ArraySome = ____lualib.__TS__ArraySome
 local ____exports = {}
+local ____claims = require("claims")
+local jsonTypeName = ____claims.jsonTypeName
+local readStringList = ____claims.readStringList
 local ____verdict = require("verdict")
 local refuse = ____verdict.refuse
---- Checks `active` (RFC 7662) before anything else: when the claim is present, only JSON true
--- means the token is usable, so `"active": null` refuses too.
-function ____exports.checkActive(claims, nullClaims)
+--- Checks `active` before anything else. With `required` (RFC 7662 responses) the member must be
+-- there; when present, only JSON true means the token is usable, so `"active": null` refuses too.
+function ____exports.checkActive(claims, nullClaims, required)
+    if required == nil then
+        required = false
+    end
     local active = claims.active
     if nullClaims.active ~= nil or active ~= nil and active ~= true then
         return refuse("PASSWORD_MISMATCH", "Token is not active")
+    end
+    if required and active == nil then
+        return refuse("INTERNAL_FAILURE", "Introspection response has no active member (RFC 7662 section 2.2)")
+    end
+    return nil
+end
+--- Checks active_attribute = active_value, compared as strings, as Dovecot's oauth2 driver does.
+function ____exports.checkActiveAttribute(settings, claims)
+    local attribute = settings.active_attribute
+    if attribute == nil then
+        return nil
+    end
+    local value = claims[attribute]
+    local text = (type(value) == "string" or type(value) == "number" or type(value) == "boolean") and tostring(value) or nil
+    if text ~= settings.active_value then
+        return refuse("PASSWORD_MISMATCH", ("Token is not active: claim " .. attribute) .. " does not have the active_value")
     end
     return nil
 end
 --- Checks `exp` when present: a number or a numeric string (as Google's tokeninfo sends it) of
 -- seconds since the epoch. An expiry that is neither cannot be trusted.
-function ____exports.checkExpiry(claims, now)
+function ____exports.checkExpiry(claims, now, skewSeconds)
+    if skewSeconds == nil then
+        skewSeconds = 0
+    end
     local exp = claims.exp
     if exp == nil then
         return nil
     end
-    local ____temp_1
+    local seconds = nil
     if type(exp) == "number" then
-        ____temp_1 = exp
-    else
-        local ____temp_0
-        if type(exp) == "string" then
-            ____temp_0 = tonumber(exp)
-        else
-            ____temp_0 = nil
-        end
-        ____temp_1 = ____temp_0
+        seconds = exp
+    elseif type(exp) == "string" and (string.match(exp, "^%d+%.?%d*$")) ~= nil then
+        seconds = tonumber(exp)
     end
-    local seconds = ____temp_1
     if seconds == nil or seconds ~= seconds then
-        return refuse("INTERNAL_FAILURE", "Claim exp is not a number")
+        return refuse(
+            "INTERNAL_FAILURE",
+            ("Claim exp is not a number (" .. jsonTypeName(exp)) .. ")"
+        )
     end
-    if seconds <= now then
+    if seconds + skewSeconds <= now then
         return refuse("PASSWORD_MISMATCH", "Token has expired")
     end
     return nil
 end
+--- Checks the required scopes against `scope`, or `scp` when `scope` is absent.
+function ____exports.checkScope(settings, claims)
+    if #settings.scope == 0 then
+        return nil
+    end
+    local claimName = claims.scope ~= nil and "scope" or "scp"
+    local granted = readStringList(claims[claimName])
+    if granted == false then
+        return refuse("INTERNAL_FAILURE", ("Claim " .. claimName) .. " is neither a string nor an array of strings")
+    end
+    if granted == nil then
+        return refuse("PASSWORD_MISMATCH", "Token has no scope claim, and scope is required")
+    end
+    local held = __TS__ArrayFilter(
+        settings.scope,
+        function(____, wanted) return __TS__ArrayIncludes(granted, wanted) end
+    )
+    local ____temp_0
+    if settings.scope_match == "all" then
+        ____temp_0 = #held == #settings.scope
+    else
+        ____temp_0 = #held > 0
+    end
+    local enough = ____temp_0
+    if not enough then
+        local needed = settings.scope_match == "all" and "all of" or "one of"
+        return refuse(
+            "PASSWORD_MISMATCH",
+            ((("Token lacks the required scope (" .. needed) .. ": ") .. table.concat(settings.scope, " ")) .. ")"
+        )
+    end
+    return nil
+end
+--- Checks the accepted audiences against `aud` (string or array), `azp` and `client_id`.
+function ____exports.checkAudience(settings, claims)
+    if #settings.audience == 0 then
+        return nil
+    end
+    local audiences = readStringList(claims.aud)
+    if audiences == false then
+        return refuse("INTERNAL_FAILURE", "Claim aud is neither a string nor an array of strings")
+    end
+    local candidates = {table.unpack(audiences or ({}))}
+    for ____, name in ipairs({"azp", "client_id"}) do
+        local value = claims[name]
+        if type(value) == "string" then
+            candidates[#candidates + 1] = value
+        end
+    end
+    if not __TS__ArraySome(
+        candidates,
+        function(____, candidate) return __TS__ArrayIncludes(settings.audience, candidate) end
+    ) then
+        return refuse("PASSWORD_MISMATCH", "Token is not for an accepted audience (aud, azp, client_id)")
+    end
+    return nil
+end
+--- Checks `iss` against the accepted issuers.
+function ____exports.checkIssuer(settings, claims)
+    if #settings.issuers == 0 then
+        return nil
+    end
+    local issuer = claims.iss
+    if issuer == nil then
+        return refuse("PASSWORD_MISMATCH", "Token has no iss claim, and issuers is set")
+    end
+    if type(issuer) ~= "string" then
+        return refuse(
+            "INTERNAL_FAILURE",
+            ("Claim iss is not a string (" .. jsonTypeName(issuer)) .. ")"
+        )
+    end
+    if not __TS__ArrayIncludes(settings.issuers, issuer) then
+        return refuse("PASSWORD_MISMATCH", ("Token issuer " .. issuer) .. " is not in issuers")
+    end
+    return nil
+end
+--- Requires email_verified to be JSON true, when the settings ask for it.
+function ____exports.checkEmailVerified(settings, claims)
+    if not settings.require_email_verified or claims.email_verified == true then
+        return nil
+    end
+    return refuse("PASSWORD_MISMATCH", "Claim email_verified is not true, and require_email_verified = yes")
+end
+--- Runs every policy check after `active`, in order, and returns the first refusal.
+function ____exports.checkPolicy(settings, claims, now)
+    return ____exports.checkActiveAttribute(settings, claims) or ____exports.checkExpiry(claims, now, settings.clock_skew_secs) or ____exports.checkIssuer(settings, claims) or ____exports.checkAudience(settings, claims) or ____exports.checkScope(settings, claims) or ____exports.checkEmailVerified(settings, claims)
+end
 return ____exports
  end,
-["userinfo"] = function(...) 
+["validation"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__ArrayPush = ____lualib.__TS__ArrayPush
+local __TS__ArrayIncludes = ____lualib.__TS__ArrayIncludes
 local ____exports = {}
+local send
+local mime = require("mime")
+local ____policy = require("policy")
+local checkActive = ____policy.checkActive
 local ____json = require("json")
 local decodeObject = ____json.decodeObject
+local ____url = require("url")
+local appendToUrl = ____url.appendToUrl
+local formEncode = ____url.formEncode
 local ____verdict = require("verdict")
 local refuse = ____verdict.refuse
---- Asks the userinfo endpoint about the token. Never logs the token or the response body.
-function ____exports.fetchUserinfo(settings, token, httpGet, log)
-    local url = settings.introspection_url
+function send(stage, request, tokenRejectedStatuses, transport, log, activeRequired)
+    local url = request.url
     local where = (url.host .. ":") .. tostring(url.port)
-    log:debug((("Userinfo request: GET " .. url.scheme) .. "://") .. where)
-    local response = httpGet(url, {authorization = "Bearer " .. token, accept = "application/json"}, {timeoutMsecs = settings.timeout_msecs, maxResponseBytes = settings.max_response_bytes, caFile = settings.tls_ca_cert_file, allowInvalidCertificate = settings.tls_allow_invalid_cert})
+    log:debug((((((stage .. " request: ") .. request.method) .. " ") .. url.scheme) .. "://") .. where)
+    local response = transport(request)
     if not response.ok then
-        return refuse("INTERNAL_FAILURE", ((("Userinfo request failed: " .. response.error) .. " (") .. where) .. ")")
+        return refuse("INTERNAL_FAILURE", ((((stage .. " request failed: ") .. response.error) .. " (") .. where) .. ")")
     end
-    log:debug(((("Userinfo response: HTTP " .. tostring(response.status)) .. ", ") .. tostring(#response.body)) .. " bytes")
+    log:debug(((((stage .. " response: HTTP ") .. tostring(response.status)) .. ", ") .. tostring(#response.body)) .. " bytes")
     local status = response.status
-    if status == 401 or status == 403 then
+    if __TS__ArrayIncludes(tokenRejectedStatuses, status) then
         return refuse(
             "PASSWORD_MISMATCH",
             (("Token rejected by the identity provider: HTTP " .. tostring(status)) .. " from ") .. where
         )
     end
+    if stage == "Introspection" and (status == 401 or status == 403) then
+        return refuse(
+            "INTERNAL_FAILURE",
+            ((("Introspection request failed: HTTP " .. tostring(status)) .. " from ") .. where) .. ". Check client_id and client_secret"
+        )
+    end
     if status >= 300 and status < 400 then
         return refuse(
             "INTERNAL_FAILURE",
-            ((("Userinfo request failed: HTTP " .. tostring(status)) .. " redirect from ") .. where) .. " not followed"
+            ((((stage .. " request failed: HTTP ") .. tostring(status)) .. " redirect from ") .. where) .. " not followed"
         )
     end
     if status ~= 200 then
         return refuse(
             "INTERNAL_FAILURE",
-            (("Userinfo request failed: HTTP " .. tostring(status)) .. " from ") .. where
+            (((stage .. " request failed: HTTP ") .. tostring(status)) .. " from ") .. where
         )
     end
     local decoded = decodeObject(response.body)
     if not decoded.ok then
-        return refuse("INTERNAL_FAILURE", ((("Userinfo request failed: " .. decoded.problem) .. " (HTTP 200 from ") .. where) .. ")")
+        return refuse("INTERNAL_FAILURE", ((((stage .. " request failed: ") .. decoded.problem) .. " (HTTP 200 from ") .. where) .. ")")
+    end
+    local inactive = checkActive(decoded.object, decoded.nullMembers, activeRequired)
+    if inactive ~= nil then
+        return inactive
     end
     return {ok = true, claims = decoded.object, nullClaims = decoded.nullMembers}
+end
+function ____exports.httpOptions(settings)
+    return {timeoutMsecs = settings.timeout_msecs, maxResponseBytes = settings.max_response_bytes, caFile = settings.tls_ca_cert_file, allowInvalidCertificate = settings.tls_allow_invalid_cert}
+end
+--- Asks a userinfo endpoint, with the token as a Bearer credential (RFC 6750 section 2.1).
+function ____exports.queryUserinfo(settings, url, token, transport, log)
+    local request = {
+        method = "GET",
+        url = url,
+        headers = {authorization = "Bearer " .. token, accept = "application/json"},
+        options = ____exports.httpOptions(settings)
+    }
+    return send(
+        "Userinfo",
+        request,
+        {401, 403},
+        transport,
+        log,
+        false
+    )
+end
+--- Asks an endpoint that takes the token in its URL. Google's tokeninfo answers an invalid token
+-- with 400, so 400 counts as a rejected token here too.
+function ____exports.queryTokenUrl(settings, url, token, stage, transport, log)
+    local request = {
+        method = "GET",
+        url = appendToUrl(
+            url,
+            formEncode(token)
+        ),
+        headers = {accept = "application/json"},
+        options = ____exports.httpOptions(settings)
+    }
+    return send(
+        stage,
+        request,
+        {400, 401, 403},
+        transport,
+        log,
+        false
+    )
+end
+--- Asks an RFC 7662 introspection endpoint. A 401 or 403 here means the endpoint rejected our
+-- client credentials, not the token, so it is an INTERNAL_FAILURE.
+function ____exports.queryIntrospection(settings, url, token, transport, log)
+    local clientId = settings.client_id or ""
+    local clientSecret = settings.client_secret or ""
+    local form = {
+        "token=" .. formEncode(token),
+        "token_type_hint=access_token"
+    }
+    local headers = {accept = "application/json", ["content-type"] = "application/x-www-form-urlencoded"}
+    if settings.client_auth_method == "client_secret_post" then
+        __TS__ArrayPush(
+            form,
+            "client_id=" .. formEncode(clientId),
+            "client_secret=" .. formEncode(clientSecret)
+        )
+    else
+        local encoded = mime.b64((formEncode(clientId) .. ":") .. formEncode(clientSecret))
+        headers.authorization = "Basic " .. (encoded or "")
+    end
+    local request = {
+        method = "POST",
+        url = url,
+        headers = headers,
+        body = table.concat(form, "&"),
+        options = ____exports.httpOptions(settings)
+    }
+    return send(
+        "Introspection",
+        request,
+        {},
+        transport,
+        log,
+        true
+    )
+end
+return ____exports
+ end,
+["discovery"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__StringEndsWith = ____lualib.__TS__StringEndsWith
+local __TS__Class = ____lualib.__TS__Class
+local ____exports = {}
+local ____json = require("json")
+local decodeObject = ____json.decodeObject
+local ____url = require("url")
+local parseUrl = ____url.parseUrl
+local ____validation = require("validation")
+local httpOptions = ____validation.httpOptions
+local ____verdict = require("verdict")
+local refuse = ____verdict.refuse
+local WELL_KNOWN_PATH = "/.well-known/openid-configuration"
+--- Seconds between attempts after a failed fetch, so a down provider is not asked on every login.
+local RETRY_SECONDS = 10
+--- The discovery document's URL, and the issuer it must name when the setting was an issuer URL.
+function ____exports.discoveryTarget(configured)
+    if __TS__StringEndsWith(configured.text, WELL_KNOWN_PATH) then
+        return {url = configured}
+    end
+    local issuer = (string.gsub(configured.text, "/+$", ""))
+    local url = parseUrl(issuer .. WELL_KNOWN_PATH)
+    return {url = url or configured, expectedIssuer = issuer}
+end
+____exports.Discovery = __TS__Class()
+local Discovery = ____exports.Discovery
+Discovery.name = "Discovery"
+function Discovery.prototype.____constructor(self, settings, configured)
+    self.settings = settings
+    self.configured = configured
+    self.nextFetchAt = 0
+end
+function Discovery.prototype.resolve(self, transport, now, log)
+    if now < self.nextFetchAt then
+        return self.endpoints or refuse(
+            "INTERNAL_FAILURE",
+            "OpenID discovery failed: " .. tostring(self.lastError)
+        )
+    end
+    local fetched = self:fetch(transport, log)
+    if fetched.ok then
+        self.endpoints = fetched
+        self.nextFetchAt = now + self.settings.discovery_refresh_secs
+        return fetched
+    end
+    self.lastError = fetched.reason
+    self.nextFetchAt = now + RETRY_SECONDS
+    if self.endpoints ~= nil then
+        log:warning("OpenID discovery refresh failed, using the previous document: " .. fetched.reason)
+        return self.endpoints
+    end
+    return refuse("INTERNAL_FAILURE", "OpenID discovery failed: " .. fetched.reason)
+end
+function Discovery.prototype.fetch(self, transport, log)
+    local target = ____exports.discoveryTarget(self.configured)
+    local where = (target.url.host .. ":") .. tostring(target.url.port)
+    log:debug((("OpenID discovery request: GET " .. target.url.scheme) .. "://") .. where)
+    local request = {
+        method = "GET",
+        url = target.url,
+        headers = {accept = "application/json"},
+        options = httpOptions(self.settings)
+    }
+    local response = transport(request)
+    if not response.ok then
+        return refuse("INTERNAL_FAILURE", ((response.error .. " (") .. where) .. ")")
+    end
+    if response.status ~= 200 then
+        return refuse(
+            "INTERNAL_FAILURE",
+            (("HTTP " .. tostring(response.status)) .. " from ") .. where
+        )
+    end
+    local decoded = decodeObject(response.body)
+    if not decoded.ok then
+        return refuse("INTERNAL_FAILURE", ((decoded.problem .. " (") .. where) .. ")")
+    end
+    return self:readDocument(decoded.object, target.expectedIssuer, where)
+end
+function Discovery.prototype.readDocument(self, document, expectedIssuer, where)
+    local issuer = document.issuer
+    if expectedIssuer ~= nil and (type(issuer) ~= "string" or (string.gsub(issuer, "/+$", "")) ~= expectedIssuer) then
+        return refuse("INTERNAL_FAILURE", ("the document from " .. where) .. " names another issuer")
+    end
+    local endpoints = {ok = true}
+    for ____, ____value in ipairs({{"userinfo_endpoint", "userinfo"}, {"introspection_endpoint", "introspection"}}) do
+        local member = ____value[1]
+        local field = ____value[2]
+        do
+            local value = document[member]
+            if value == nil then
+                goto __continue15
+            end
+            if type(value) ~= "string" then
+                return refuse("INTERNAL_FAILURE", ((member .. " in the document from ") .. where) .. " is not a string")
+            end
+            local url, problem = parseUrl(value)
+            if url == nil then
+                return refuse("INTERNAL_FAILURE", (((member .. " in the document from ") .. where) .. " is invalid: ") .. problem)
+            end
+            if self.configured.scheme == "https" and url.scheme ~= "https" then
+                return refuse("INTERNAL_FAILURE", ((member .. " in the document from ") .. where) .. " is not https")
+            end
+            endpoints[field] = url
+        end
+        ::__continue15::
+    end
+    return endpoints
 end
 return ____exports
  end,
@@ -1378,23 +2044,144 @@ return ____exports
 local ____lualib = require("lualib_bundle")
 local __TS__ArraySlice = ____lualib.__TS__ArraySlice
 local ____exports = {}
-local checkIdentity, checkAccount
+local introspectionEndpoint, askEndpoint, mergeClaims, checkIdentity, checkAccount
+local ____claims = require("claims")
+local lookupClaim = ____claims.lookupClaim
 local ____identity = require("identity")
 local expandUsernameFormat = ____identity.expandUsernameFormat
 local normalizeName = ____identity.normalizeName
 local readIdentityClaim = ____identity.readIdentityClaim
+local ____pass_2Dattrs = require("pass-attrs")
+local expandPassAttributes = ____pass_2Dattrs.expandPassAttributes
 local ____policy = require("policy")
-local checkActive = ____policy.checkActive
-local checkExpiry = ____policy.checkExpiry
-local ____userinfo = require("userinfo")
-local fetchUserinfo = ____userinfo.fetchUserinfo
+local checkPolicy = ____policy.checkPolicy
+local ____validation = require("validation")
+local queryIntrospection = ____validation.queryIntrospection
+local queryTokenUrl = ____validation.queryTokenUrl
+local queryUserinfo = ____validation.queryUserinfo
 local ____verdict = require("verdict")
 local refuse = ____verdict.refuse
+--- Asks the identity provider as the settings say: tokeninfo_url first when set, then the
+-- introspection endpoint, unless tokeninfo already returned the identity claim and
+-- force_introspection is off. Claims of a later response override those of an earlier one.
+function ____exports.validateToken(bridge, token, log)
+    local settings = bridge.settings
+    local tokeninfo = nil
+    if settings.tokeninfo_url ~= nil then
+        local result = queryTokenUrl(
+            settings,
+            settings.tokeninfo_url,
+            token,
+            "Tokeninfo",
+            bridge.transport,
+            log
+        )
+        if not result.ok then
+            return result
+        end
+        tokeninfo = result
+        local hasIdentity = lookupClaim(result.claims, settings.username_attribute) ~= nil
+        local canIntrospect = settings.introspection_url ~= nil or bridge.discovery ~= nil
+        if hasIdentity and not settings.force_introspection or not canIntrospect then
+            return result
+        end
+    end
+    local endpoint = introspectionEndpoint(bridge, log)
+    if not endpoint.ok then
+        return endpoint
+    end
+    local result = askEndpoint(bridge, endpoint.url, token, log)
+    if not result.ok or tokeninfo == nil then
+        return result
+    end
+    return mergeClaims(tokeninfo, result)
+end
+function introspectionEndpoint(bridge, log)
+    local settings = bridge.settings
+    if settings.introspection_url ~= nil then
+        return {ok = true, url = settings.introspection_url}
+    end
+    if bridge.discovery == nil then
+        return refuse("INTERNAL_FAILURE", "No introspection_url or openid_configuration_url is set")
+    end
+    local endpoints = bridge.discovery:resolve(
+        bridge.transport,
+        bridge:now(),
+        log
+    )
+    if not endpoints.ok then
+        return endpoints
+    end
+    local wanted = settings.introspection_mode == "post" and "introspection_endpoint" or "userinfo_endpoint"
+    local ____temp_0
+    if settings.introspection_mode == "post" then
+        ____temp_0 = endpoints.introspection
+    else
+        ____temp_0 = endpoints.userinfo
+    end
+    local url = ____temp_0
+    if url == nil then
+        return refuse("INTERNAL_FAILURE", "OpenID discovery document has no " .. wanted)
+    end
+    return {ok = true, url = url}
+end
+function askEndpoint(bridge, url, token, log)
+    local settings = bridge.settings
+    repeat
+        local ____switch20 = settings.introspection_mode
+        local ____cond20 = ____switch20 == "auth"
+        if ____cond20 then
+            return queryUserinfo(
+                settings,
+                url,
+                token,
+                bridge.transport,
+                log
+            )
+        end
+        ____cond20 = ____cond20 or ____switch20 == "get"
+        if ____cond20 then
+            return queryTokenUrl(
+                settings,
+                url,
+                token,
+                "Userinfo",
+                bridge.transport,
+                log
+            )
+        end
+        ____cond20 = ____cond20 or ____switch20 == "post"
+        if ____cond20 then
+            return queryIntrospection(
+                settings,
+                url,
+                token,
+                bridge.transport,
+                log
+            )
+        end
+    until true
+end
+function mergeClaims(first, second)
+    local claims = {}
+    local nullClaims = {}
+    for ____, source in ipairs({first, second}) do
+        for name, value in pairs(source.claims) do
+            claims[name] = value
+            nullClaims[name] = nil
+        end
+        for name in pairs(source.nullClaims) do
+            claims[name] = nil
+            nullClaims[name] = true
+        end
+    end
+    return {ok = true, claims = claims, nullClaims = nullClaims}
+end
 function checkIdentity(settings, claims, user, log)
     local attribute = settings.username_attribute
     local claim = readIdentityClaim(claims, attribute)
     if not claim.ok then
-        return refuse("INTERNAL_FAILURE", "Userinfo response unusable: " .. claim.reason)
+        return refuse("INTERNAL_FAILURE", "Identity provider response unusable: " .. claim.reason)
     end
     local formatted, problem = expandUsernameFormat(settings.username_format, claim.name)
     if formatted == nil then
@@ -1427,7 +2214,7 @@ function checkAccount(accounts, user, log)
         return refuse("USER_UNKNOWN", "No mailbox for the login name in " .. accounts.path)
     end
     log:debug("Mailbox found in " .. accounts.path)
-    return {ok = true}
+    return nil
 end
 local B64TOKEN_PATTERN = "^[%w%-%._~%+/]+=*$"
 --- Decides one login attempt. Expected denials are returned; only broken invariants raise.
@@ -1438,12 +2225,13 @@ function ____exports.verifyLogin(bridge, user, token, log)
             ("Token is not a valid bearer token (" .. tostring(#token)) .. " bytes)"
         )
     end
-    local userinfo = fetchUserinfo(bridge.settings, token, bridge.httpGet, log)
-    if not userinfo.ok then
-        return userinfo
+    local validated = ____exports.validateToken(bridge, token, log)
+    if not validated.ok then
+        return validated
     end
-    local claims = userinfo.claims
-    local policyRefusal = checkActive(claims, userinfo.nullClaims) or checkExpiry(
+    local claims = validated.claims
+    local policyRefusal = checkPolicy(
+        bridge.settings,
         claims,
         bridge:now()
     )
@@ -1454,7 +2242,14 @@ function ____exports.verifyLogin(bridge, user, token, log)
     if binding ~= nil then
         return binding
     end
-    return checkAccount(bridge.accounts, user, log)
+    local account = checkAccount(bridge.accounts, user, log)
+    if account ~= nil then
+        return account
+    end
+    return {
+        ok = true,
+        fields = expandPassAttributes(bridge.settings.pass_attrs, claims)
+    }
 end
 return ____exports
  end,
@@ -1469,15 +2264,13 @@ local ____config = require("config")
 local DEFAULT_SETTINGS_PATH = ____config.DEFAULT_SETTINGS_PATH
 local loadSettings = ____config.loadSettings
 local SETTINGS_PATH_VARIABLE = ____config.SETTINGS_PATH_VARIABLE
+local ____discovery = require("discovery")
+local Discovery = ____discovery.Discovery
 local ____http = require("http")
-local httpGet = ____http.httpGet
+local httpRequest = ____http.httpRequest
 local ____passdb = require("passdb")
 local verifyLogin = ____passdb.verifyLogin
 function decision(log, result, reason)
-    if result == "OK" then
-        log:info(reason)
-        return dovecot.auth.PASSDB_RESULT_OK, {}
-    end
     if result ~= "INTERNAL_FAILURE" then
         log:info(reason)
     end
@@ -1485,25 +2278,25 @@ function decision(log, result, reason)
 end
 function resultCode(result)
     repeat
-        local ____switch16 = result
-        local ____cond16 = ____switch16 == "OK"
-        if ____cond16 then
+        local ____switch15 = result
+        local ____cond15 = ____switch15 == "OK"
+        if ____cond15 then
             return dovecot.auth.PASSDB_RESULT_OK
         end
-        ____cond16 = ____cond16 or ____switch16 == "PASSWORD_MISMATCH"
-        if ____cond16 then
+        ____cond15 = ____cond15 or ____switch15 == "PASSWORD_MISMATCH"
+        if ____cond15 then
             return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH
         end
-        ____cond16 = ____cond16 or ____switch16 == "USER_UNKNOWN"
-        if ____cond16 then
+        ____cond15 = ____cond15 or ____switch15 == "USER_UNKNOWN"
+        if ____cond15 then
             return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN
         end
-        ____cond16 = ____cond16 or ____switch16 == "USER_DISABLED"
-        if ____cond16 then
+        ____cond15 = ____cond15 or ____switch15 == "USER_DISABLED"
+        if ____cond15 then
             return dovecot.auth.PASSDB_RESULT_USER_DISABLED
         end
-        ____cond16 = ____cond16 or ____switch16 == "INTERNAL_FAILURE"
-        if ____cond16 then
+        ____cond15 = ____cond15 or ____switch15 == "INTERNAL_FAILURE"
+        if ____cond15 then
             return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE
         end
     until true
@@ -1544,10 +2337,18 @@ function ____exports.scriptInit()
     if problem ~= nil then
         error(("oauth2-bridge: account_file: " .. problem) .. ". Check the path and its permissions", 0)
     end
+    local ____temp_0
+    if settings.openid_configuration_url == nil then
+        ____temp_0 = nil
+    else
+        ____temp_0 = __TS__New(Discovery, settings, settings.openid_configuration_url)
+    end
+    local discovery = ____temp_0
     bridge = {
         settings = settings,
         accounts = accounts,
-        httpGet = httpGet,
+        transport = httpRequest,
+        discovery = discovery,
         now = function() return os.time() end
     }
     return 0
@@ -1578,7 +2379,8 @@ function ____exports.authPasswordVerify(req, token)
     end
     local verdict = verdictOrError
     if verdict.ok then
-        return decision(log, "OK", "Token accepted")
+        log:info("Token accepted")
+        return dovecot.auth.PASSDB_RESULT_OK, verdict.fields
     end
     return decision(log, verdict.result, verdict.reason)
 end
@@ -1591,6 +2393,11 @@ ____exports.identity = require("identity")
 ____exports.json = require("json")
 ____exports.passdb = require("passdb")
 ____exports.policy = require("policy")
+____exports.claims = require("claims")
+____exports.discovery = require("discovery")
+____exports.passAttributes = require("pass-attrs")
+____exports.validation = require("validation")
+____exports.http = require("http")
 ____exports.connection = require("connection")
 ____exports.url = require("url")
 return ____exports

@@ -1,134 +1,17 @@
 // Settings: read once in script_init from a `key = value` file, because Dovecot 2.3 passes no
-// settings to a Lua passdb. Where a key means the same as in Dovecot's own oauth2 driver, it has
-// the same name, so an existing dovecot-oauth2.conf.ext mostly carries over.
+// settings to a Lua passdb. The keys themselves are defined in settings.ts.
 
 import * as lfs from "lfs";
 import { expandUsernameFormat } from "./identity";
-import { parseUrl, ParsedUrl } from "./url";
+import { parsePassAttributes } from "./pass-attrs";
+import { DOVECOT_ONLY_KEYS, KEYS, KeySpec, Settings } from "./settings";
+import { parseUrl } from "./url";
+
+export { KEYS } from "./settings";
+export type { Settings } from "./settings";
 
 export const DEFAULT_SETTINGS_PATH = "/etc/dovecot/oauth2-bridge.conf";
 export const SETTINGS_PATH_VARIABLE = "OAUTH2_BRIDGE_CONFIG";
-
-export interface Settings {
-  readonly introspection_url: ParsedUrl;
-  readonly introspection_mode: "auth";
-  readonly username_attribute: string;
-  readonly username_format: string;
-  readonly tls_ca_cert_file?: string;
-  readonly tls_allow_invalid_cert: boolean;
-  readonly timeout_msecs: number;
-  readonly max_response_bytes: number;
-  readonly account_source: "postfix-accounts";
-  readonly account_file: string;
-  readonly client_id?: string;
-  readonly client_secret?: string;
-}
-
-type Kind = "url" | "string" | "boolean" | "integer" | "path" | "format";
-
-interface KeySpec {
-  readonly kind: Kind;
-  readonly defaultValue?: string;
-  readonly choices?: readonly string[];
-  readonly min?: number;
-  readonly max?: number;
-  readonly secret?: boolean;
-  readonly description: string;
-}
-
-/** Every accepted key, with its type, default and meaning. The README lists the same table. */
-export const KEYS: { readonly [key: string]: KeySpec } = {
-  introspection_url: {
-    kind: "url",
-    description: "URL of the identity provider's OIDC userinfo endpoint",
-  },
-  introspection_mode: {
-    kind: "string",
-    defaultValue: "auth",
-    choices: ["auth"],
-    description: "how the token is sent: auth = GET with an Authorization: Bearer header",
-  },
-  username_attribute: {
-    kind: "string",
-    defaultValue: "email",
-    description: "claim in the userinfo response that contains the login name",
-  },
-  username_format: {
-    kind: "format",
-    defaultValue: "%Lu",
-    description: "how the claim is turned into a login name: %u whole value, %n local part, %d domain",
-  },
-  tls_ca_cert_file: {
-    kind: "path",
-    description: "PEM file with the CA certificates that sign the identity provider's certificate",
-  },
-  tls_allow_invalid_cert: {
-    kind: "boolean",
-    defaultValue: "no",
-    description: "skip certificate and host name verification (testing only)",
-  },
-  timeout_msecs: {
-    kind: "integer",
-    defaultValue: "5000",
-    min: 1,
-    max: 600000,
-    description: "time limit for one request to the identity provider, in milliseconds",
-  },
-  max_response_bytes: {
-    kind: "integer",
-    defaultValue: "65536",
-    min: 1024,
-    max: 16777216,
-    description: "largest response body accepted from the identity provider, in bytes",
-  },
-  account_source: {
-    kind: "string",
-    defaultValue: "postfix-accounts",
-    choices: ["postfix-accounts"],
-    description: "where the list of mailboxes comes from",
-  },
-  account_file: {
-    kind: "path",
-    defaultValue: "/tmp/docker-mailserver/postfix-accounts.cf",
-    description: "docker-mailserver's account file, one address|hash line per mailbox",
-  },
-  client_id: {
-    kind: "string",
-    description: "OAuth2 client id, kept for introspection modes that authenticate the client",
-  },
-  client_secret: {
-    kind: "string",
-    secret: true,
-    description: "OAuth2 client secret, kept for introspection modes that authenticate the client",
-  },
-};
-
-/** Keys of Dovecot's oauth2 driver that this version does not implement. */
-const DOVECOT_ONLY_KEYS = [
-  "tokeninfo_url",
-  "grant_url",
-  "client_id_attribute",
-  "scope",
-  "force_introspection",
-  "active_attribute",
-  "active_value",
-  "issuers",
-  "openid_configuration_url",
-  "local_validation_key_dict",
-  "pass_attrs",
-  "send_auth_headers",
-  "use_grant_password",
-  "rawlog_dir",
-  "tls_ca_cert_dir",
-  "tls_cert_file",
-  "tls_key_file",
-  "tls_cipher_suite",
-  "max_idle_time_msecs",
-  "max_parallel_connections",
-  "max_pipelined_requests",
-  "user_agent",
-  "debug",
-];
 
 /** A configuration mistake. The message names the key and the fix. */
 export class SettingsError extends Error {}
@@ -151,23 +34,31 @@ export function loadSettings(path: string): Settings {
 export function parseSettings(text: string, origin: string): Settings {
   const raw = parseLines(text, origin);
 
-  for (const [key, spec] of pairsOf(KEYS)) {
-    if (raw.get(key) === undefined && spec.defaultValue !== undefined) {
+  if (!raw.has("introspection_url") && !raw.has("tokeninfo_url") && !raw.has("openid_configuration_url")) {
+    throw new SettingsError(
+      `${origin}: introspection_url is missing. Set it to the identity provider's userinfo URL, ` +
+        `e.g. introspection_url = https://idp.example.com/application/o/userinfo/, ` +
+        `or set tokeninfo_url or openid_configuration_url`,
+    );
+  }
+
+  for (const [key, spec] of Object.entries(KEYS)) {
+    if (!raw.has(key) && spec.defaultValue !== undefined) {
       raw.set(key, spec.defaultValue);
     }
   }
 
-  if (!raw.has("introspection_url")) {
-    throw new SettingsError(
-      `${origin}: introspection_url is missing. Set it to the identity provider's userinfo URL, ` +
-        `e.g. introspection_url = https://idp.example.com/application/o/userinfo/`,
-    );
-  }
-
   const values: { [key: string]: unknown } = {};
+  for (const [key, spec] of Object.entries(KEYS)) {
+    if (spec.kind === "list" || spec.kind === "attributes") {
+      values[key] = [];
+    }
+  }
   for (const [key, value] of raw) {
     values[key] = convertValue(key, KEYS[key], value, origin);
   }
+  moveUrlCredentials(values, origin);
+  checkCrossFieldRules(values as unknown as Settings, origin);
   return values as unknown as Settings;
 }
 
@@ -191,9 +82,7 @@ function parseLines(text: string, origin: string): Map<string, string> {
     }
     checkKnownKey(key, origin, lineNumber);
     if (raw.has(key)) {
-      throw new SettingsError(
-        `${origin} line ${lineNumber}: ${key} is set twice. Keep only one ${key} line`,
-      );
+      throw new SettingsError(`${origin} line ${lineNumber}: ${key} is set twice. Keep only one ${key} line`);
     }
 
     const value = unquote(rawValue);
@@ -232,7 +121,7 @@ function convertValue(key: string, spec: KeySpec, value: string, origin: string)
 
   switch (spec.kind) {
     case "url": {
-      const [url, problem] = parseUrl(value);
+      const [url, problem] = parseUrl(value, { allowCredentials: key === "introspection_url" });
       return url ?? fail(`is not a valid URL (${problem})`, "Use an absolute http:// or https:// URL");
     }
     case "boolean": {
@@ -251,26 +140,88 @@ function convertValue(key: string, spec: KeySpec, value: string, origin: string)
       }
       return parsed;
     }
+    case "list":
+      return splitWords(value);
     case "format": {
       const [, problem] = expandUsernameFormat(value, "user@example.com");
       return problem === undefined ? value : fail(problem, "Use %u, %n or %d, optionally as %Lu, %Ln or %Ld");
     }
-    case "path": {
-      const [file, openError] = io.open(value, "r");
-      if (file === undefined) {
-        return fail(`cannot be read (${openError})`, "Check the path and its permissions for the auth worker");
-      }
-      file.close();
-      // io.open succeeds on a directory on Linux, and only a later read fails.
-      const [attributes] = lfs.attributes(value);
-      if (attributes === undefined || attributes.mode !== "file") {
-        return fail("is not a regular file", "Check the path and its permissions for the auth worker");
-      }
-      return value;
+    case "attributes": {
+      const [attributes, problem] = parsePassAttributes(value);
+      return attributes ?? fail(problem, "Use space-separated name=value pairs, with %{oauth2:claim} variables");
     }
+    case "path":
+      return checkReadableFile(value, fail);
     case "string":
       return value;
   }
+}
+
+function checkReadableFile(path: string, fail: (problem: string, fix: string) => never): string {
+  const [file, openError] = io.open(path, "r");
+  if (file === undefined) {
+    return fail(`cannot be read (${openError})`, "Check the path and its permissions for the auth worker");
+  }
+  file.close();
+  // io.open succeeds on a directory on Linux, and only a later read fails.
+  const [attributes] = lfs.attributes(path);
+  if (attributes === undefined || attributes.mode !== "file") {
+    return fail("is not a regular file", "Check the path and its permissions for the auth worker");
+  }
+  return path;
+}
+
+/**
+ * Takes client credentials written into introspection_url (https://id:secret@host/...), as
+ * Dovecot's oauth2 driver accepts them, into client_id and client_secret.
+ */
+function moveUrlCredentials(values: { [key: string]: unknown }, origin: string): void {
+  const url = values.introspection_url as Settings["introspection_url"];
+  if (url?.credentials === undefined) {
+    return;
+  }
+  if (values.client_id !== undefined || values.client_secret !== undefined) {
+    throw new SettingsError(
+      `${origin}: introspection_url contains client credentials and client_id or client_secret is ` +
+        `set too. Remove the credentials from the URL`,
+    );
+  }
+  values.client_id = url.credentials.user;
+  values.client_secret = url.credentials.password;
+}
+
+function checkCrossFieldRules(settings: Settings, origin: string): void {
+  const fail = (message: string): never => {
+    throw new SettingsError(`${origin}: ${message}`);
+  };
+  const hasIntrospectionEndpoint =
+    settings.introspection_url !== undefined || settings.openid_configuration_url !== undefined;
+
+  if (settings.introspection_mode === "post") {
+    if (!hasIntrospectionEndpoint) {
+      fail("introspection_mode = post needs introspection_url or openid_configuration_url");
+    }
+    if (settings.client_id === undefined || settings.client_secret === undefined) {
+      fail(
+        "introspection_mode = post needs client_id and client_secret, because the introspection " +
+          "endpoint authenticates the client (RFC 7662 section 2.1)",
+      );
+    }
+  }
+  if (settings.force_introspection && (settings.tokeninfo_url === undefined || !hasIntrospectionEndpoint)) {
+    fail("force_introspection = yes needs tokeninfo_url and introspection_url (or openid_configuration_url)");
+  }
+  if ((settings.active_attribute === undefined) !== (settings.active_value === undefined)) {
+    fail("active_attribute and active_value must be set together. Set both, or remove both");
+  }
+}
+
+function splitWords(value: string): string[] {
+  const words: string[] = [];
+  for (const [word] of string.gmatch(value, "%S+")) {
+    words.push(word);
+  }
+  return words;
 }
 
 function trim(text: string): string {
@@ -282,8 +233,4 @@ function unquote(value: string): string {
   if (inner !== undefined) return inner;
   const [single] = string.match(value, "^'(.*)'$");
   return single ?? value;
-}
-
-function pairsOf<T>(table: { readonly [key: string]: T }): [string, T][] {
-  return Object.entries(table);
 }

@@ -1,6 +1,7 @@
 // The HTTP client for identity provider requests. Every request has a deadline, a body size
 // limit, and no redirects.
 
+import * as ltn12 from "ltn12";
 import * as socket from "socket";
 import * as http from "socket.http";
 import { connectionFactory } from "./connection";
@@ -13,6 +14,15 @@ export interface HttpOptions {
   readonly allowInvalidCertificate: boolean;
 }
 
+export interface HttpRequest {
+  readonly method: "GET" | "POST";
+  readonly url: ParsedUrl;
+  /** Header names in lower case. */
+  readonly headers: Record<string, string>;
+  readonly body?: string;
+  readonly options: HttpOptions;
+}
+
 export type HttpResponse =
   | {
       readonly ok: true;
@@ -23,10 +33,14 @@ export type HttpResponse =
     }
   | { readonly ok: false; readonly error: string };
 
+/** Sends one request and returns its response. Transport failures are returned, never raised. */
+export type Transport = (request: HttpRequest) => HttpResponse;
+
 const USER_AGENT = "dovecot-oauth2-bridge";
 
-/** Sends a GET request. Transport failures are returned, never raised. */
-export function httpGet(url: ParsedUrl, headers: Record<string, string>, options: HttpOptions): HttpResponse {
+/** Sends a request over luasocket and luasec. */
+export function httpRequest(request: HttpRequest): HttpResponse {
+  const options = request.options;
   const chunks: string[] = [];
   let received = 0;
   let tooLarge = false;
@@ -42,15 +56,21 @@ export function httpGet(url: ParsedUrl, headers: Record<string, string>, options
     return $multi(1);
   };
 
+  const headers: Record<string, string> = { ...request.headers, "user-agent": USER_AGENT };
+  if (request.body !== undefined) {
+    headers["content-length"] = tostring(request.body.length);
+  }
+
   const [done, statusOrError, responseHeaders] = http.request({
-    url: url.text,
-    method: "GET",
-    headers: { ...headers, "user-agent": USER_AGENT },
+    url: request.url.text,
+    method: request.method,
+    headers,
+    source: request.body === undefined ? undefined : ltn12.source.string(request.body),
     sink,
     redirect: false,
     create: connectionFactory({
-      tls: url.scheme === "https",
-      host: url.host,
+      tls: request.url.scheme === "https",
+      host: request.url.host,
       deadline: socket.gettime() + options.timeoutMsecs / 1000,
       verifyCertificate: !options.allowInvalidCertificate,
       caFile: options.caFile,

@@ -6,6 +6,8 @@
 // punycode form "user@xn--bcher-kva.example". Byte-exact comparison never makes two different
 // addresses equal.
 
+import { claimNames, jsonTypeName, lookupClaim } from "./claims";
+
 /** Lowers ASCII letters only. The explicit [A-Z] class, unlike %u, does not depend on the locale. */
 export function normalizeName(name: string): string {
   return string.gsub(name, "[A-Z]", (letter: string) => string.char(string.byte(letter) + 32))[0];
@@ -61,13 +63,14 @@ export type ClaimResult =
   | { readonly ok: false; readonly reason: string };
 
 /**
- * Reads the identity claim from a decoded userinfo object. Only a non-empty string counts:
- * JSON null, numbers, booleans and tables are rejected by type, not by Lua truthiness.
+ * Reads the identity claim from a decoded response. Only a non-empty string counts: numbers,
+ * booleans and tables are rejected by type, not by Lua truthiness. A missing claim's reason
+ * lists the claim names that were present, without their values.
  */
 export function readIdentityClaim(claims: LuaTable<string, unknown>, attribute: string): ClaimResult {
-  const value = claims.get(attribute);
+  const value = lookupClaim(claims, attribute);
   if (value === undefined) {
-    return { ok: false, reason: `claim ${attribute} is missing` };
+    return { ok: false, reason: `claim ${attribute} is missing (claims present: ${claimNames(claims)})` };
   }
   if (typeof value !== "string") {
     return { ok: false, reason: `claim ${attribute} is not a string (${jsonTypeName(value)})` };
@@ -76,12 +79,4 @@ export function readIdentityClaim(claims: LuaTable<string, unknown>, attribute: 
     return { ok: false, reason: `claim ${attribute} is empty` };
   }
   return { ok: true, name: value };
-}
-
-/** Names a decoded JSON value's type for log messages, without showing the value. */
-export function jsonTypeName(value: unknown): string {
-  const luaType = type(value);
-  if (luaType === "userdata") return "null";
-  if (luaType === "table") return "object or array";
-  return luaType;
 }

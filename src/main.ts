@@ -3,7 +3,8 @@
 
 import { PostfixAccountsFile } from "./accounts";
 import { DEFAULT_SETTINGS_PATH, loadSettings, SETTINGS_PATH_VARIABLE } from "./config";
-import { httpGet } from "./http";
+import { Discovery } from "./discovery";
+import { httpRequest } from "./http";
 import { Bridge, verifyLogin } from "./passdb";
 import { Logger, ResultName } from "./verdict";
 
@@ -30,7 +31,9 @@ export function scriptInit(): number {
     error(`oauth2-bridge: account_file: ${problem}. Check the path and its permissions`, 0);
   }
 
-  bridge = { settings, accounts, httpGet, now: () => os.time() };
+  const discovery =
+    settings.openid_configuration_url === undefined ? undefined : new Discovery(settings, settings.openid_configuration_url);
+  bridge = { settings, accounts, transport: httpRequest, discovery, now: () => os.time() };
   return 0;
 }
 
@@ -52,22 +55,23 @@ export function authPasswordVerify(req: AuthRequest, token: string): LuaMultiRet
   }
   const verdict = verdictOrError;
   if (verdict.ok) {
-    return decision(log, "OK", "Token accepted");
+    log.info("Token accepted");
+    // Dovecot 2.4 rejects a string here, Dovecot 2.3 a nil: a table works on both.
+    return $multi(dovecot.auth.PASSDB_RESULT_OK, verdict.fields);
   }
   return decision(log, verdict.result, verdict.reason);
 }
 
 /**
- * Logs the decision once and returns it in the form that works on Dovecot 2.3 and 2.4. Dovecot
+ * Logs a refusal once and returns it in the form that works on Dovecot 2.3 and 2.4. Dovecot
  * logs the reason of an INTERNAL_FAILURE itself (as "passdb-lua: <reason>"), but for a
  * mismatch or an unknown user it logs only the result, so the bridge logs the reason.
  */
-function decision(log: Logger, result: ResultName, reason: string): LuaMultiReturn<[PassdbResult, object | string]> {
-  if (result === "OK") {
-    log.info(reason);
-    // Dovecot 2.4 rejects a string here, Dovecot 2.3 a nil: a table works on both.
-    return $multi(dovecot.auth.PASSDB_RESULT_OK, {});
-  }
+function decision(
+  log: Logger,
+  result: Exclude<ResultName, "OK">,
+  reason: string,
+): LuaMultiReturn<[PassdbResult, object | string]> {
   if (result !== "INTERNAL_FAILURE") {
     log.info(reason);
   }
@@ -121,5 +125,10 @@ export * as identity from "./identity";
 export * as json from "./json";
 export * as passdb from "./passdb";
 export * as policy from "./policy";
+export * as claims from "./claims";
+export * as discovery from "./discovery";
+export * as passAttributes from "./pass-attrs";
+export * as validation from "./validation";
+export * as http from "./http";
 export * as connection from "./connection";
 export * as url from "./url";

@@ -2,10 +2,15 @@
 // token, the token's identity is the login name, and the login name is a mailbox here.
 
 import { AccountLookup, AccountLoadReport } from "./accounts";
-import { Settings } from "./config";
+import { lookupClaim } from "./claims";
+import { Discovery } from "./discovery";
+import { Transport } from "./http";
 import { expandUsernameFormat, normalizeName, readIdentityClaim } from "./identity";
-import { checkActive, checkExpiry } from "./policy";
-import { fetchUserinfo, HttpGet } from "./userinfo";
+import { expandPassAttributes } from "./pass-attrs";
+import { checkPolicy } from "./policy";
+import { Settings } from "./settings";
+import { ParsedUrl } from "./url";
+import { queryIntrospection, queryTokenUrl, queryUserinfo, TokenClaims, ValidationResult } from "./validation";
 import { Logger, Refusal, refuse } from "./verdict";
 
 export interface AccountSource {
@@ -16,12 +21,13 @@ export interface AccountSource {
 export interface Bridge {
   readonly settings: Settings;
   readonly accounts: AccountSource;
-  readonly httpGet: HttpGet;
+  readonly transport: Transport;
+  readonly discovery?: Discovery;
   /** Seconds since the epoch. */
   readonly now: () => number;
 }
 
-export type Verdict = { readonly ok: true } | Refusal;
+export type Verdict = { readonly ok: true; readonly fields: LuaTable<string, string> } | Refusal;
 
 // RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 const B64TOKEN_PATTERN = "^[%w%-%._~%+/]+=*$";
@@ -32,17 +38,96 @@ export function verifyLogin(bridge: Bridge, user: string, token: string, log: Lo
     return refuse("PASSWORD_MISMATCH", `Token is not a valid bearer token (${token.length} bytes)`);
   }
 
-  const userinfo = fetchUserinfo(bridge.settings, token, bridge.httpGet, log);
-  if (!userinfo.ok) return userinfo;
-  const claims = userinfo.claims;
+  const validated = validateToken(bridge, token, log);
+  if (!validated.ok) return validated;
+  const claims = validated.claims;
 
-  const policyRefusal = checkActive(claims, userinfo.nullClaims) ?? checkExpiry(claims, bridge.now());
+  const policyRefusal = checkPolicy(bridge.settings, claims, bridge.now());
   if (policyRefusal !== undefined) return policyRefusal;
 
   const binding = checkIdentity(bridge.settings, claims, user, log);
   if (binding !== undefined) return binding;
 
-  return checkAccount(bridge.accounts, user, log);
+  const account = checkAccount(bridge.accounts, user, log);
+  if (account !== undefined) return account;
+
+  return { ok: true, fields: expandPassAttributes(bridge.settings.pass_attrs, claims) };
+}
+
+/**
+ * Asks the identity provider as the settings say: tokeninfo_url first when set, then the
+ * introspection endpoint, unless tokeninfo already returned the identity claim and
+ * force_introspection is off. Claims of a later response override those of an earlier one.
+ */
+export function validateToken(bridge: Bridge, token: string, log: Logger): ValidationResult {
+  const settings = bridge.settings;
+  let tokeninfo: TokenClaims | undefined = undefined;
+
+  if (settings.tokeninfo_url !== undefined) {
+    const result = queryTokenUrl(settings, settings.tokeninfo_url, token, "Tokeninfo", bridge.transport, log);
+    if (!result.ok) return result;
+    tokeninfo = result;
+
+    const hasIdentity = lookupClaim(result.claims, settings.username_attribute) !== undefined;
+    const canIntrospect = settings.introspection_url !== undefined || bridge.discovery !== undefined;
+    if ((hasIdentity && !settings.force_introspection) || !canIntrospect) {
+      return result;
+    }
+  }
+
+  const endpoint = introspectionEndpoint(bridge, log);
+  if (!endpoint.ok) return endpoint;
+
+  const result = askEndpoint(bridge, endpoint.url, token, log);
+  if (!result.ok || tokeninfo === undefined) return result;
+  return mergeClaims(tokeninfo, result);
+}
+
+function introspectionEndpoint(bridge: Bridge, log: Logger): { ok: true; url: ParsedUrl } | Refusal {
+  const settings = bridge.settings;
+  if (settings.introspection_url !== undefined) {
+    return { ok: true, url: settings.introspection_url };
+  }
+  if (bridge.discovery === undefined) {
+    return refuse("INTERNAL_FAILURE", "No introspection_url or openid_configuration_url is set");
+  }
+
+  const endpoints = bridge.discovery.resolve(bridge.transport, bridge.now(), log);
+  if (!endpoints.ok) return endpoints;
+  const wanted = settings.introspection_mode === "post" ? "introspection_endpoint" : "userinfo_endpoint";
+  const url = settings.introspection_mode === "post" ? endpoints.introspection : endpoints.userinfo;
+  if (url === undefined) {
+    return refuse("INTERNAL_FAILURE", `OpenID discovery document has no ${wanted}`);
+  }
+  return { ok: true, url };
+}
+
+function askEndpoint(bridge: Bridge, url: ParsedUrl, token: string, log: Logger): ValidationResult {
+  const settings = bridge.settings;
+  switch (settings.introspection_mode) {
+    case "auth":
+      return queryUserinfo(settings, url, token, bridge.transport, log);
+    case "get":
+      return queryTokenUrl(settings, url, token, "Userinfo", bridge.transport, log);
+    case "post":
+      return queryIntrospection(settings, url, token, bridge.transport, log);
+  }
+}
+
+function mergeClaims(first: TokenClaims, second: TokenClaims): TokenClaims {
+  const claims = new LuaTable<string, unknown>();
+  const nullClaims = new LuaTable<string, true>();
+  for (const source of [first, second]) {
+    for (const [name, value] of source.claims) {
+      claims.set(name, value);
+      nullClaims.delete(name);
+    }
+    for (const [name] of source.nullClaims) {
+      claims.delete(name);
+      nullClaims.set(name, true);
+    }
+  }
+  return { ok: true, claims, nullClaims };
 }
 
 function checkIdentity(
@@ -54,7 +139,7 @@ function checkIdentity(
   const attribute = settings.username_attribute;
   const claim = readIdentityClaim(claims, attribute);
   if (!claim.ok) {
-    return refuse("INTERNAL_FAILURE", `Userinfo response unusable: ${claim.reason}`);
+    return refuse("INTERNAL_FAILURE", `Identity provider response unusable: ${claim.reason}`);
   }
 
   const [formatted, problem] = expandUsernameFormat(settings.username_format, claim.name);
@@ -69,7 +154,7 @@ function checkIdentity(
   return undefined;
 }
 
-function checkAccount(accounts: AccountSource, user: string, log: Logger): Verdict {
+function checkAccount(accounts: AccountSource, user: string, log: Logger): Refusal | undefined {
   const found = accounts.lookup(user, (report) => {
     log.info(`Account list loaded from ${accounts.path}: ${report.accounts} accounts`);
     if (report.malformedLines.length > 0) {
@@ -85,5 +170,5 @@ function checkAccount(accounts: AccountSource, user: string, log: Logger): Verdi
     return refuse("USER_UNKNOWN", `No mailbox for the login name in ${accounts.path}`);
   }
   log.debug(`Mailbox found in ${accounts.path}`);
-  return { ok: true };
+  return undefined;
 }

@@ -2,14 +2,21 @@ import * as socketUrl from "socket.url";
 
 /** An identity provider URL, checked once when the settings are loaded. */
 export interface ParsedUrl {
+  /** The URL without credentials, as it is requested. */
   readonly text: string;
   readonly scheme: "http" | "https";
   readonly host: string;
   readonly port: number;
+  /** Percent-decoded user and password from the URL, where the caller allowed them. */
+  readonly credentials?: { readonly user: string; readonly password: string };
+}
+
+export interface ParseOptions {
+  readonly allowCredentials?: boolean;
 }
 
 /** Parses an absolute http(s) URL. Returns the URL, or undefined and the problem. */
-export function parseUrl(text: string): LuaMultiReturn<[ParsedUrl] | [undefined, string]> {
+export function parseUrl(text: string, options: ParseOptions = {}): LuaMultiReturn<[ParsedUrl] | [undefined, string]> {
   if (string.find(text, "[%s%c]")[0] !== undefined) {
     return $multi(undefined, "it contains spaces or control characters");
   }
@@ -26,9 +33,6 @@ export function parseUrl(text: string): LuaMultiReturn<[ParsedUrl] | [undefined,
   if (parts.host.includes(":") && string.find(text, `[${parts.host}]`, 1, true)[0] === undefined) {
     return $multi(undefined, "the host is not a valid name or address");
   }
-  if (parts.userinfo !== undefined) {
-    return $multi(undefined, "credentials in the URL are not supported");
-  }
   if (parts.fragment !== undefined) {
     return $multi(undefined, "a #fragment is not allowed");
   }
@@ -42,5 +46,41 @@ export function parseUrl(text: string): LuaMultiReturn<[ParsedUrl] | [undefined,
     port = parsed;
   }
 
-  return $multi({ text, scheme, host: parts.host.toLowerCase(), port });
+  if (parts.userinfo === undefined) {
+    return $multi({ text, scheme, host: parts.host.toLowerCase(), port });
+  }
+  if (options.allowCredentials !== true || parts.user === undefined || parts.password === undefined) {
+    return $multi(undefined, "credentials in the URL are not supported");
+  }
+  const withoutCredentials = socketUrl.build({
+    scheme: parts.scheme,
+    host: parts.host,
+    port: parts.port,
+    path: parts.path,
+    params: parts.params,
+    query: parts.query,
+  });
+  return $multi({
+    text: withoutCredentials,
+    scheme,
+    host: parts.host.toLowerCase(),
+    port,
+    credentials: { user: socketUrl.unescape(parts.user), password: socketUrl.unescape(parts.password) },
+  });
+}
+
+/** Returns the URL with `suffix` appended, as for a token added to a tokeninfo URL. */
+export function appendToUrl(url: ParsedUrl, suffix: string): ParsedUrl {
+  return { text: url.text + suffix, scheme: url.scheme, host: url.host, port: url.port };
+}
+
+/**
+ * Encodes a value for application/x-www-form-urlencoded (HTML's URL-encoded form serializer):
+ * letters, digits and `*-._` stay, a space becomes `+`, every other byte becomes %XX.
+ */
+export function formEncode(value: string): string {
+  const [encoded] = string.gsub(value, "[^%w%*%-%._ ]", (character: string) =>
+    string.format("%%%02X", string.byte(character)),
+  );
+  return string.gsub(encoded, " ", "+")[0];
 }

@@ -27,10 +27,14 @@ declare interface HttpRequestTable {
   url: string;
   method?: string;
   headers?: Record<string, string>;
+  source?: LtnSource;
   sink?: LtnSink;
   redirect?: boolean;
   create?: (this: void) => LuaMultiReturn<[TcpSocket] | [undefined, string]>;
 }
+
+/** An ltn12 source: returns the next chunk, or nil at the end of the data. */
+declare type LtnSource = (this: void) => LuaMultiReturn<[string | undefined] | [undefined, string]>;
 
 /** An ltn12 sink: called with a chunk, and with nil at the end of the data. */
 declare type LtnSink = (this: void, chunk: string | undefined, error?: string) => LuaMultiReturn<[1] | [undefined, string]>;
@@ -58,6 +62,8 @@ declare module "socket.url" {
     scheme?: string;
     authority?: string;
     userinfo?: string;
+    user?: string;
+    password?: string;
     host?: string;
     port?: string;
     path?: string;
@@ -68,4 +74,19 @@ declare module "socket.url" {
 
   export function parse(this: void, url: string, defaults?: UrlParts): UrlParts;
   export function escape(this: void, text: string): string;
+  export function unescape(this: void, text: string): string;
+  export function build(this: void, parts: UrlParts): string;
+}
+
+/** @noResolution */
+declare module "ltn12" {
+  export namespace source {
+    function string(this: void, text: string): LtnSource;
+  }
+}
+
+/** @noResolution */
+declare module "mime" {
+  /** Returns the Base64 encoding of `data` (the first value of luasocket's mime.b64). */
+  export function b64(this: void, data: string): LuaMultiReturn<[string, string | undefined]>;
 }
