@@ -27,12 +27,17 @@ function loadConfig(path) {
   if (!Array.isArray(config.clients) || config.clients.length === 0) {
     throw new Error('invalid config: clients is missing or empty');
   }
+  if (config.resourceServers !== undefined && !Array.isArray(config.resourceServers)) {
+    throw new Error('invalid config: resourceServers is not an array of { client_id, client_secret }');
+  }
   return {
     port: config.port ?? 0,
     https: config.https,
     accounts: config.accounts,
     clients: config.clients,
+    resourceServers: config.resourceServers ?? [],
     accessTokenTtlSeconds: config.accessTokenTtlSeconds ?? 3600,
+    acceptQueryParamAccessTokens: config.acceptQueryParamAccessTokens === true,
   };
 }
 
@@ -54,6 +59,45 @@ function findAccountIn(accounts) {
         };
       },
     };
+  };
+}
+
+// A resource server (the mail server) only calls the introspection endpoint, so it may use no
+// grant or response type and needs no redirect URI. oidc-provider 9.13 accepts a secret in the
+// form body (client_secret_post) from a client registered with client_secret_basic, too.
+function resourceServerMetadata({ client_id: clientId, client_secret: clientSecret }) {
+  return {
+    client_id: clientId,
+    client_secret: clientSecret,
+    grant_types: [],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  };
+}
+
+// A client may introspect its own tokens, and a resource server may introspect any token.
+// Every other client gets {"active": false}, as RFC 7662 section 2.2 allows.
+function introspectionAllowedPolicy(resourceServers) {
+  const allowed = new Set(resourceServers.map((server) => server.client_id));
+  return (_ctx, client, token) => client.clientId === token.clientId || allowed.has(client.clientId);
+}
+
+// RFC 7009 section 2.1: only the client that the token was issued to may revoke it.
+function revocationAllowedPolicy(_ctx, client, token) {
+  return client.clientId === token.clientId;
+}
+
+// oidc-provider's introspection response carries sub, client_id, scope, iss, exp and iat but
+// no user claims. Claims returned here are stored with each opaque access token and added to
+// that response, so a resource server can read the mail address as it can from Keycloak.
+function introspectionClaims(accounts) {
+  return (_ctx, token) => {
+    if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
+    const account = Object.hasOwn(accounts, token.accountId) ? accounts[token.accountId] : undefined;
+    const scopes = String(token.scope ?? '').split(' ');
+    if (!account || !scopes.includes('email')) return undefined;
+    return { email: account.email, email_verified: account.email_verified ?? true };
   };
 }
 
@@ -91,7 +135,7 @@ function renderError(ctx, out) {
 function providerConfiguration(config) {
   const fixedTtl = (seconds) => () => seconds;
   return {
-    clients: config.clients.map(toClientMetadata),
+    clients: [...config.clients.map(toClientMetadata), ...config.resourceServers.map(resourceServerMetadata)],
     findAccount: findAccountIn(config.accounts),
     scopes: ['openid', 'email', 'profile'],
     claims: {
@@ -105,7 +149,12 @@ function providerConfiguration(config) {
     },
     features: {
       devInteractions: { enabled: false },
+      introspection: { enabled: true, allowedPolicy: introspectionAllowedPolicy(config.resourceServers) },
+      revocation: { enabled: true, allowedPolicy: revocationAllowedPolicy },
     },
+    extraTokenClaims: introspectionClaims(config.accounts),
+    // RFC 6750 section 2.3 (token in the access_token query parameter), off by default.
+    acceptQueryParamAccessTokens: config.acceptQueryParamAccessTokens,
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
@@ -355,7 +404,7 @@ async function main() {
   const issuer = `${config.https ? 'https' : 'http'}://${LISTEN_HOST}:${port}`;
   const provider = new Provider(issuer, providerConfiguration(config));
   provider.on('server_error', (_ctx, err) => console.error(`server_error: ${err.stack}`));
-  await checkClients(provider, config.clients);
+  await checkClients(provider, [...config.clients, ...config.resourceServers]);
   server.on('request', requestHandler(provider, config.accounts));
 
   const ready = {
@@ -364,6 +413,8 @@ async function main() {
     userinfo_endpoint: provider.urlFor('userinfo'),
     token_endpoint: provider.urlFor('token'),
     authorization_endpoint: provider.urlFor('authorization'),
+    introspection_endpoint: provider.urlFor('introspection'),
+    revocation_endpoint: provider.urlFor('revocation'),
   };
   process.stdout.write(`READY ${JSON.stringify(ready)}\n`);
 }

@@ -192,14 +192,18 @@ function codeFromRedirect(location, expectedState) {
   return code;
 }
 
-async function redeemCode(idp, client, { code, verifier }) {
-  // RFC 6749 section 2.3.1: id and secret are form-encoded before Basic encoding.
+// RFC 6749 section 2.3.1: id and secret are form-encoded before Basic encoding.
+function basicAuthorization(client) {
   const credentials = `${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`;
+  return `Basic ${Buffer.from(credentials).toString('base64')}`;
+}
+
+async function redeemCode(idp, client, { code, verifier }) {
   const res = await httpRequest(idp.tokenEndpoint, {
     method: 'POST',
     agent: idp.agent,
     headers: {
-      Authorization: `Basic ${Buffer.from(credentials).toString('base64')}`,
+      Authorization: basicAuthorization(client),
       'Content-Type': 'application/x-www-form-urlencoded',
       Accept: 'application/json',
     },
@@ -240,6 +244,54 @@ async function getToken(idp, accountName, { clientId, scope = 'openid email', pa
   const login = { name: accountName, password: password ?? account.password };
   const code = await obtainCode(idp, client, login, { scope, state, challenge });
   return redeemCode(idp, client, { code, verifier });
+}
+
+// ---------------------------------------------------------------- introspection and revocation
+
+function findClient(idp, clientId) {
+  const client = [...idp.clients, ...idp.resourceServers].find((c) => c.client_id === clientId);
+  if (!client) {
+    throw new Error(`client ${clientId} not found in the clients or resource servers given to startIdp`);
+  }
+  return client;
+}
+
+function tokenForm(token) {
+  return new URLSearchParams({ token, token_type_hint: 'access_token' }).toString();
+}
+
+/** Revokes an access token at the RFC 7009 endpoint, authenticated as the client it was issued to. */
+async function revokeToken(idp, token, clientId) {
+  const client = findClient(idp, clientId ?? idp.clients[0].client_id);
+  const res = await httpRequest(idp.revocationEndpoint, {
+    method: 'POST',
+    agent: idp.agent,
+    headers: { Authorization: basicAuthorization(client), 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: tokenForm(token),
+  });
+  // RFC 7009 section 2.2: 200 whether or not the token was valid.
+  if (res.status !== 200) {
+    throw new Error(`revocation request failed: HTTP ${res.status}`);
+  }
+}
+
+/** Asks the RFC 7662 endpoint about a token as `clientId` and resolves to the parsed response. */
+async function introspect(idp, token, clientId) {
+  const client = findClient(idp, clientId);
+  const res = await httpRequest(idp.introspectionEndpoint, {
+    method: 'POST',
+    agent: idp.agent,
+    headers: {
+      Authorization: basicAuthorization(client),
+      'Content-Type': 'application/x-www-form-urlencoded',
+      Accept: 'application/json',
+    },
+    body: tokenForm(token),
+  });
+  if (res.status !== 200) {
+    throw new Error(`introspection request failed: HTTP ${res.status}`);
+  }
+  return JSON.parse(res.body);
 }
 
 // ---------------------------------------------------------------- process management
@@ -337,22 +389,47 @@ function spawnServer(configPath, logFd) {
  * accounts: { name: { email, password, email_verified?, name? } }.
  * clients: [{ client_id, client_secret, redirect_uris, accessTokenTtlSeconds? }];
  *   default: one client "test-client" with a random secret.
+ * resourceServers: [{ client_id, client_secret }]: clients that have no grant type and may
+ *   introspect every client's tokens (client_secret_basic or client_secret_post). Other clients
+ *   may introspect only their own tokens. Access tokens with the email scope carry email and
+ *   email_verified in the introspection response.
+ * acceptQueryParamAccessTokens: userinfo also accepts ?access_token= (RFC 6750 section 2.3).
  * https: { key, cert, ca? } file paths; ca (default: cert) is what getToken trusts.
  * accessTokenTtlSeconds: default access-token lifetime (3600).
  *
- * Resolves to { issuer, port, userinfoUrl, pid, getToken, stop }:
+ * Resolves to { issuer, port, userinfoUrl, introspectionUrl, revocationUrl, pid, getToken,
+ *   revokeToken, introspect, stop }:
  * getToken(accountName, { clientId?, scope?, password? }) runs the authorization-code flow
  *   (PKCE S256, login, consent, client_secret_basic) and resolves to the access token;
  *   clientId defaults to the first client, scope to "openid email"; password overrides the
  *   account's one, to test rejected logins.
+ * revokeToken(token, clientId?) revokes the token at the RFC 7009 endpoint as clientId (default:
+ *   the first client), which must be the client the token was issued to.
+ * introspect(token, clientId) resolves to the RFC 7662 response that clientId receives.
  * stop() sends SIGTERM, then SIGKILL after 5 s; safe to call more than once. Call it (e.g. in
  *   after()): the running child keeps the Node process alive, as any server would.
  */
-export async function startIdp({ dir, accounts, clients = defaultClients(), https: tls, accessTokenTtlSeconds = 3600 }) {
+export async function startIdp({
+  dir,
+  accounts,
+  clients = defaultClients(),
+  resourceServers = [],
+  https: tls,
+  accessTokenTtlSeconds = 3600,
+  acceptQueryParamAccessTokens = false,
+}) {
   fs.mkdirSync(dir, { recursive: true });
   const configPath = path.join(dir, 'CONFIG.json');
   const logPath = path.join(dir, 'idp.log');
-  const config = { host: '127.0.0.1', port: 0, accounts, clients, accessTokenTtlSeconds };
+  const config = {
+    host: '127.0.0.1',
+    port: 0,
+    accounts,
+    clients,
+    resourceServers,
+    accessTokenTtlSeconds,
+    acceptQueryParamAccessTokens,
+  };
   if (tls) {
     config.https = { key: tls.key, cert: tls.cert };
   }
@@ -377,16 +454,23 @@ export async function startIdp({ dir, accounts, clients = defaultClients(), http
   const idp = {
     accounts,
     clients,
+    resourceServers,
     authorizationEndpoint: ready.authorization_endpoint,
     tokenEndpoint: ready.token_endpoint,
+    introspectionEndpoint: ready.introspection_endpoint,
+    revocationEndpoint: ready.revocation_endpoint,
     agent: tls ? new https.Agent({ ca: fs.readFileSync(tls.ca ?? tls.cert) }) : undefined,
   };
   return {
     issuer: ready.issuer,
     port: ready.port,
     userinfoUrl: ready.userinfo_endpoint,
+    introspectionUrl: ready.introspection_endpoint,
+    revocationUrl: ready.revocation_endpoint,
     pid: child.pid,
     getToken: (accountName, options) => getToken(idp, accountName, options),
+    revokeToken: (token, clientId) => revokeToken(idp, token, clientId),
+    introspect: (token, clientId) => introspect(idp, token, clientId),
     stop,
   };
 }
