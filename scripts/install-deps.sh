@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 packages=(
   dovecot-core dovecot-imapd dovecot-auth-lua
-  lua5.4 lua-cjson lua-socket lua-sec lua-filesystem lua-busted
+  lua5.4 lua-cjson lua-socket lua-sec lua-filesystem lua-ldap lua-busted
+  slapd ldap-utils
   python3 openssl curl ca-certificates
 )
 
@@ -24,7 +25,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   echo "Installing Debian packages: ${missing[*]}"
   apt-get update -q
-  # The packaged Dovecot service must not start: the tests and the demo run their own.
+  # The packaged Dovecot and slapd services must not start: the tests and the demo run their own.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
