@@ -572,7 +572,13 @@ function ____exports.lookupClaim(claims, name)
         end
         current = current[part]
     end
-    return current
+    local ____temp_0
+    if type(current) == "userdata" then
+        ____temp_0 = nil
+    else
+        ____temp_0 = current
+    end
+    return ____temp_0
 end
 --- Lists the top-level claim names, sorted, for log lines that must not show values.
 function ____exports.claimNames(claims, limit)
@@ -589,6 +595,18 @@ function ____exports.claimNames(claims, limit)
         ", "
     )
     return #names > limit and shown .. ", ..." or (shown == "" and "(none)" or shown)
+end
+--- Returns a string, number or boolean claim as its JSON text, or undefined for other types.
+-- lua-cjson 2.1 decodes every number as a float, so 1000 is formatted without ".0".
+function ____exports.claimText(value)
+    if type(value) == "number" then
+        local integer = math.tointeger(value)
+        return integer ~= nil and tostring(integer) or tostring(value)
+    end
+    if type(value) == "string" or type(value) == "boolean" then
+        return tostring(value)
+    end
+    return nil
 end
 --- Names a decoded JSON value's type for log messages, without showing the value.
 function ____exports.jsonTypeName(value)
@@ -863,8 +881,11 @@ function ____exports.parseUrl(text, options)
             port = port
         }
     end
-    if options.allowCredentials ~= true or parts.user == nil or parts.password == nil then
+    if options.allowCredentials ~= true then
         return nil, "credentials in the URL are not supported"
+    end
+    if parts.user == nil or parts.password == nil then
+        return nil, "the credentials in the URL need a user and a password, as in https://id:secret@host/"
     end
     local withoutCredentials = socketUrl.build({
         scheme = parts.scheme,
@@ -918,7 +939,7 @@ ____exports.KEYS = {
     },
     tokeninfo_url = {kind = "url", dovecot = true, description = "URL to which the token is appended for a first check, as Google's tokeninfo"},
     force_introspection = {kind = "boolean", defaultValue = "no", dovecot = true, description = "also ask introspection_url when tokeninfo_url already returned the login name"},
-    openid_configuration_url = {kind = "url", dovecot = true, description = "OIDC discovery document or issuer URL that provides the endpoints"},
+    openid_configuration_url = {kind = "url", description = "OIDC discovery document or issuer URL that provides the endpoints"},
     discovery_refresh_secs = {
         kind = "integer",
         defaultValue = "3600",
@@ -992,6 +1013,7 @@ local __TS__StringIncludes = ____lualib.__TS__StringIncludes
 local ____exports = {}
 local checkTemplate, expandTemplate
 local ____claims = require("claims")
+local claimText = ____claims.claimText
 local lookupClaim = ____claims.lookupClaim
 function checkTemplate(template)
     local withoutVariables = (string.gsub(template, "%%{oauth2:[^}]+}", ""))
@@ -1019,7 +1041,7 @@ function expandTemplate(template, claims)
             end
             local ____, last, claimName = string.find(template, "^{oauth2:([^}]+)}", percent + 1)
             local claim = lookupClaim(claims, claimName)
-            pieces[#pieces + 1] = (type(claim) == "string" or type(claim) == "number") and tostring(claim) or ""
+            pieces[#pieces + 1] = type(claim) == "boolean" and "" or (claimText(claim) or "")
             position = last + 1
         end
         ::__continue12::
@@ -1182,7 +1204,8 @@ function checkKnownKey(key, origin, lineNumber)
 end
 function convertValue(key, spec, value, origin)
     local function fail(problem, fix)
-        local shown = spec.secret == true and "(hidden)" or ("\"" .. value) .. "\""
+        local visible = spec.kind == "url" and (string.gsub(value, "//.*@", "//(credentials hidden)@")) or value
+        local shown = spec.secret == true and "(hidden)" or ("\"" .. visible) .. "\""
         error(
             __TS__New(____exports.SettingsError, (((((((origin .. ": ") .. key) .. " = ") .. shown) .. " ") .. problem) .. ". ") .. fix),
             0
@@ -1279,6 +1302,12 @@ function moveUrlCredentials(values, origin)
     local url = values.introspection_url
     if (url and url.credentials) == nil then
         return
+    end
+    if values.introspection_mode ~= "post" then
+        error(
+            __TS__New(____exports.SettingsError, (origin .. ": introspection_url contains client credentials, which are only sent with ") .. "introspection_mode = post. Remove them from the URL, or set introspection_mode = post"),
+            0
+        )
     end
     if values.client_id ~= nil or values.client_secret ~= nil then
         error(
@@ -1640,6 +1669,7 @@ local __TS__ArrayFilter = ____lualib.__TS__ArrayFilter
 local __TS__ArraySome = ____lualib.__TS__ArraySome
 local ____exports = {}
 local ____claims = require("claims")
+local claimText = ____claims.claimText
 local jsonTypeName = ____claims.jsonTypeName
 local readStringList = ____claims.readStringList
 local ____verdict = require("verdict")
@@ -1666,7 +1696,7 @@ function ____exports.checkActiveAttribute(settings, claims)
         return nil
     end
     local value = claims[attribute]
-    local text = (type(value) == "string" or type(value) == "number" or type(value) == "boolean") and tostring(value) or nil
+    local text = claimText(value)
     if text ~= settings.active_value then
         return refuse("PASSWORD_MISMATCH", ("Token is not active: claim " .. attribute) .. " does not have the active_value")
     end
@@ -2055,6 +2085,8 @@ local ____pass_2Dattrs = require("pass-attrs")
 local expandPassAttributes = ____pass_2Dattrs.expandPassAttributes
 local ____policy = require("policy")
 local checkPolicy = ____policy.checkPolicy
+local ____url = require("url")
+local appendToUrl = ____url.appendToUrl
 local ____validation = require("validation")
 local queryIntrospection = ____validation.queryIntrospection
 local queryTokenUrl = ____validation.queryTokenUrl
@@ -2123,14 +2155,21 @@ function introspectionEndpoint(bridge, log)
     if url == nil then
         return refuse("INTERNAL_FAILURE", "OpenID discovery document has no " .. wanted)
     end
+    if settings.introspection_mode == "get" then
+        local separator = (string.find(url.text, "?", 1, true)) == nil and "?" or "&"
+        return {
+            ok = true,
+            url = appendToUrl(url, separator .. "access_token=")
+        }
+    end
     return {ok = true, url = url}
 end
 function askEndpoint(bridge, url, token, log)
     local settings = bridge.settings
     repeat
-        local ____switch20 = settings.introspection_mode
-        local ____cond20 = ____switch20 == "auth"
-        if ____cond20 then
+        local ____switch21 = settings.introspection_mode
+        local ____cond21 = ____switch21 == "auth"
+        if ____cond21 then
             return queryUserinfo(
                 settings,
                 url,
@@ -2139,8 +2178,8 @@ function askEndpoint(bridge, url, token, log)
                 log
             )
         end
-        ____cond20 = ____cond20 or ____switch20 == "get"
-        if ____cond20 then
+        ____cond21 = ____cond21 or ____switch21 == "get"
+        if ____cond21 then
             return queryTokenUrl(
                 settings,
                 url,
@@ -2150,8 +2189,8 @@ function askEndpoint(bridge, url, token, log)
                 log
             )
         end
-        ____cond20 = ____cond20 or ____switch20 == "post"
-        if ____cond20 then
+        ____cond21 = ____cond21 or ____switch21 == "post"
+        if ____cond21 then
             return queryIntrospection(
                 settings,
                 url,

@@ -18,7 +18,8 @@ export function lookupClaim(claims: LuaTable<string, unknown>, name: string): un
     }
     current = (current as LuaTable<string, unknown>).get(part);
   }
-  return current;
+  // Nested JSON null decodes to cjson.null (userdata); like a top-level null, it is no claim.
+  return type(current) === "userdata" ? undefined : current;
 }
 
 /** Lists the top-level claim names, sorted, for log lines that must not show values. */
@@ -30,6 +31,21 @@ export function claimNames(claims: LuaTable<string, unknown>, limit = 20): strin
   names.sort();
   const shown = names.slice(0, limit).join(", ");
   return names.length > limit ? `${shown}, ...` : shown === "" ? "(none)" : shown;
+}
+
+/**
+ * Returns a string, number or boolean claim as its JSON text, or undefined for other types.
+ * lua-cjson 2.1 decodes every number as a float, so 1000 is formatted without ".0".
+ */
+export function claimText(value: unknown): string | undefined {
+  if (typeof value === "number") {
+    const integer = math.tointeger(value);
+    return integer !== undefined ? tostring(integer) : tostring(value);
+  }
+  if (typeof value === "string" || typeof value === "boolean") {
+    return tostring(value);
+  }
+  return undefined;
 }
 
 /** Names a decoded JSON value's type for log messages, without showing the value. */

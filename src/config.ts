@@ -111,7 +111,9 @@ function checkKnownKey(key: string, origin: string, lineNumber: number): void {
 
 function convertValue(key: string, spec: KeySpec, value: string, origin: string): unknown {
   const fail = (problem: string, fix: string): never => {
-    const shown = spec.secret === true ? "(hidden)" : `"${value}"`;
+    // A URL may carry a client secret as https://id:secret@host/, so its credentials are hidden too.
+    const visible = spec.kind === "url" ? string.gsub(value, "//.*@", "//(credentials hidden)@")[0] : value;
+    const shown = spec.secret === true ? "(hidden)" : `"${visible}"`;
     throw new SettingsError(`${origin}: ${key} = ${shown} ${problem}. ${fix}`);
   };
 
@@ -179,6 +181,12 @@ function moveUrlCredentials(values: { [key: string]: unknown }, origin: string):
   const url = values.introspection_url as Settings["introspection_url"];
   if (url?.credentials === undefined) {
     return;
+  }
+  if (values.introspection_mode !== "post") {
+    throw new SettingsError(
+      `${origin}: introspection_url contains client credentials, which are only sent with ` +
+        `introspection_mode = post. Remove them from the URL, or set introspection_mode = post`,
+    );
   }
   if (values.client_id !== undefined || values.client_secret !== undefined) {
     throw new SettingsError(

@@ -3,7 +3,7 @@
 // driver; %% is a percent sign.
 
 import { PassAttribute } from "./settings";
-import { lookupClaim } from "./claims";
+import { claimText, lookupClaim } from "./claims";
 
 /** Parses space-separated name=value pairs. Returns them, or undefined and the problem. */
 export function parsePassAttributes(value: string): LuaMultiReturn<[PassAttribute[]] | [undefined, string]> {
@@ -67,7 +67,7 @@ function expandTemplate(template: string, claims: LuaTable<string, unknown>): st
     // parsePassAttributes accepted only %% and %{oauth2:NAME}, so this always matches.
     const [, last, claimName] = string.find(template, "^{oauth2:([^}]+)}", percent + 1);
     const claim = lookupClaim(claims, claimName as string);
-    pieces.push(typeof claim === "string" || typeof claim === "number" ? tostring(claim) : "");
+    pieces.push(typeof claim === "boolean" ? "" : claimText(claim) ?? "");
     position = (last as number) + 1;
   }
   return pieces.join("");

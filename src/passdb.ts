@@ -9,7 +9,7 @@ import { expandUsernameFormat, normalizeName, readIdentityClaim } from "./identi
 import { expandPassAttributes } from "./pass-attrs";
 import { checkPolicy } from "./policy";
 import { Settings } from "./settings";
-import { ParsedUrl } from "./url";
+import { appendToUrl, ParsedUrl } from "./url";
 import { queryIntrospection, queryTokenUrl, queryUserinfo, TokenClaims, ValidationResult } from "./validation";
 import { Logger, Refusal, refuse } from "./verdict";
 
@@ -98,6 +98,12 @@ function introspectionEndpoint(bridge: Bridge, log: Logger): { ok: true; url: Pa
   const url = settings.introspection_mode === "post" ? endpoints.introspection : endpoints.userinfo;
   if (url === undefined) {
     return refuse("INTERNAL_FAILURE", `OpenID discovery document has no ${wanted}`);
+  }
+  if (settings.introspection_mode === "get") {
+    // A discovered userinfo_endpoint has no place for the token, so mode get sends it as the
+    // access_token query parameter (RFC 6750 section 2.3).
+    const separator = string.find(url.text, "?", 1, true)[0] === undefined ? "?" : "&";
+    return { ok: true, url: appendToUrl(url, `${separator}access_token=`) };
   }
   return { ok: true, url };
 }

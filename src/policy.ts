@@ -3,7 +3,7 @@
 // with a type no identity provider sends gives INTERNAL_FAILURE, because it cannot be trusted
 // either way. A claim that is absent where the policy needs it gives PASSWORD_MISMATCH.
 
-import { jsonTypeName, readStringList } from "./claims";
+import { claimText, jsonTypeName, readStringList } from "./claims";
 import { Settings } from "./settings";
 import { Refusal, refuse } from "./verdict";
 
@@ -33,7 +33,7 @@ export function checkActiveAttribute(settings: Settings, claims: LuaTable<string
     return undefined;
   }
   const value = claims.get(attribute);
-  const text = typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? tostring(value) : undefined;
+  const text = claimText(value);
   if (text !== settings.active_value) {
     return refuse("PASSWORD_MISMATCH", `Token is not active: claim ${attribute} does not have the active_value`);
   }
@@ -130,6 +130,8 @@ export function checkIssuer(settings: Settings, claims: LuaTable<string, unknown
 
 /** Requires email_verified to be JSON true, when the settings ask for it. */
 export function checkEmailVerified(settings: Settings, claims: LuaTable<string, unknown>): Refusal | undefined {
+  // Only JSON true counts. Google's tokeninfo v3 sends the string "true", which is refused, as
+  // are every other string and number, so that no truthy value slips through.
   if (!settings.require_email_verified || claims.get("email_verified") === true) {
     return undefined;
   }

@@ -83,7 +83,6 @@ export const KEYS: { readonly [key: string]: KeySpec } = {
   },
   openid_configuration_url: {
     kind: "url",
-    dovecot: true,
     description: "OIDC discovery document or issuer URL that provides the endpoints",
   },
   discovery_refresh_secs: {

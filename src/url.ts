@@ -49,8 +49,11 @@ export function parseUrl(text: string, options: ParseOptions = {}): LuaMultiRetu
   if (parts.userinfo === undefined) {
     return $multi({ text, scheme, host: parts.host.toLowerCase(), port });
   }
-  if (options.allowCredentials !== true || parts.user === undefined || parts.password === undefined) {
+  if (options.allowCredentials !== true) {
     return $multi(undefined, "credentials in the URL are not supported");
+  }
+  if (parts.user === undefined || parts.password === undefined) {
+    return $multi(undefined, "the credentials in the URL need a user and a password, as in https://id:secret@host/");
   }
   const withoutCredentials = socketUrl.build({
     scheme: parts.scheme,
