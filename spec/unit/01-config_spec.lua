@@ -32,6 +32,76 @@ describe("config.parseSettings values", function()
     assert.is_nil(settings.tls_ca_cert_file)
   end)
 
+  it("applies validation key defaults", function()
+    local settings = parse()
+
+    assert.is_nil(settings.tokeninfo_url)
+    assert.is_false(settings.force_introspection)
+    assert.is_nil(settings.openid_configuration_url)
+    assert.equal(3600, settings.discovery_refresh_secs)
+    assert.equal("client_secret_basic", settings.client_auth_method)
+    assert.is_nil(settings.active_attribute)
+    assert.is_nil(settings.active_value)
+    assert.same({}, settings.scope)
+    assert.equal("any", settings.scope_match)
+    assert.same({}, settings.audience)
+    assert.same({}, settings.issuers)
+    assert.is_false(settings.require_email_verified)
+    assert.equal(30, settings.clock_skew_secs)
+    assert.same({}, settings.pass_attrs)
+  end)
+
+  local lists = {
+    { key = "scope", text = "mail openid", value = { "mail", "openid" } },
+    { key = "scope", text = "  mail\topenid   email ", value = { "mail", "openid", "email" } },
+    { key = "audience", text = "roundcube", value = { "roundcube" } },
+    { key = "issuers", text = "https://a.example.test https://b.example.test/", value = { "https://a.example.test", "https://b.example.test/" } },
+  }
+  for _, case in ipairs(lists) do
+    it(("reads list %s = %s"):format(case.key, case.text), function()
+      local settings = parse({ case.key .. " = " .. case.text })
+
+      assert.same(case.value, settings[case.key])
+    end)
+  end
+
+  it("reads pass_attrs pairs", function()
+    local settings = parse({ "pass_attrs = proxy=y host=%{oauth2:mail_host} quota=50%% nopassword=" })
+
+    assert.same({
+      { name = "proxy", template = "y" },
+      { name = "host", template = "%{oauth2:mail_host}" },
+      { name = "quota", template = "50%%" },
+      { name = "nopassword", template = "" },
+    }, settings.pass_attrs)
+  end)
+
+  it("reads the validation keys", function()
+    local settings = parse({
+      "introspection_mode = post",
+      "client_auth_method = client_secret_post",
+      "tokeninfo_url = https://idp.example.test/tokeninfo?access_token=",
+      "force_introspection = yes",
+      "scope_match = all",
+      "require_email_verified = yes",
+      "clock_skew_secs = 0",
+      "discovery_refresh_secs = 60",
+      "active_attribute = status",
+      "active_value = enabled",
+    })
+
+    assert.equal("post", settings.introspection_mode)
+    assert.equal("client_secret_post", settings.client_auth_method)
+    assert.equal("https://idp.example.test/tokeninfo?access_token=", settings.tokeninfo_url.text)
+    assert.is_true(settings.force_introspection)
+    assert.equal("all", settings.scope_match)
+    assert.is_true(settings.require_email_verified)
+    assert.equal(0, settings.clock_skew_secs)
+    assert.equal(60, settings.discovery_refresh_secs)
+    assert.equal("status", settings.active_attribute)
+    assert.equal("enabled", settings.active_value)
+  end)
+
   it("defaults account_file to docker-mailserver's path", function()
     assert.equal("/tmp/docker-mailserver/postfix-accounts.cf", config.KEYS.account_file.defaultValue)
   end)
@@ -221,9 +291,9 @@ describe("config.parseSettings errors", function()
     },
     { name = "unknown key", lines = { "introspection_urls = x" }, key = "introspection_urls", fix = "Check the spelling" },
     { name = "unknown key lists known keys", lines = { "timeout = 5" }, key = "timeout", fix = "Known settings: account_file" },
-    { name = "Dovecot tokeninfo_url", lines = { "tokeninfo_url = https://x.test/" }, key = "tokeninfo_url", fix = "Remove the line" },
-    { name = "Dovecot scope", lines = { "scope = mail" }, key = "scope", fix = "Remove the line" },
-    { name = "Dovecot active_attribute", lines = { "active_attribute = active" }, key = "active_attribute", fix = "does not support" },
+    { name = "Dovecot grant_url", lines = { "grant_url = https://x.test/" }, key = "grant_url", fix = "Remove the line" },
+    { name = "Dovecot tls_ca_cert_dir", lines = { "tls_ca_cert_dir = /etc/ssl/certs" }, key = "tls_ca_cert_dir", fix = "Remove the line" },
+    { name = "Dovecot local_validation_key_dict", lines = { "local_validation_key_dict = fs:posix:prefix=/x/" }, key = "local_validation_key_dict", fix = "does not support" },
     { name = "duplicate key", lines = { "timeout_msecs = 5", "timeout_msecs = 6" }, key = "timeout_msecs is set twice", fix = "Keep only one timeout_msecs line" },
     { name = "line without equals", lines = { "timeout_msecs 5000" }, key = "line 4", fix = "Fix the line or comment it out with #" },
     { name = "key with a hyphen", lines = { "client-id = roundcube" }, key = "line 4", fix = 'expected "key = value"' },
@@ -242,7 +312,11 @@ describe("config.parseSettings errors", function()
     { name = "URL with port 0", lines = { "introspection_url = https://idp.example.test:0/" }, key = "introspection_url", fix = "the port is not a number from 1 to 65535" },
     { name = "URL with port 65536", lines = { "introspection_url = https://idp.example.test:65536/" }, key = "introspection_url", fix = "the port is not a number from 1 to 65535" },
     { name = "URL with named port", lines = { "introspection_url = https://idp.example.test:https/" }, key = "introspection_url", fix = "the port is not a number" },
-    { name = "URL with credentials", lines = { "introspection_url = https://user:pw@idp.example.test/" }, key = "introspection_url", fix = "credentials in the URL are not supported" },
+    { name = "tokeninfo_url with credentials", lines = { "tokeninfo_url = https://user:pw@idp.example.test/" }, key = "tokeninfo_url", fix = "credentials in the URL are not supported" },
+    { name = "discovery URL with credentials", lines = { "openid_configuration_url = https://user:pw@idp.example.test/" }, key = "openid_configuration_url", fix = "credentials in the URL are not supported" },
+    { name = "URL with user only", lines = { "introspection_url = https://roundcube@idp.example.test/" }, key = "introspection_url", fix = "need a user and a password" },
+    { name = "tokeninfo_url with ftp scheme", lines = { "tokeninfo_url = ftp://idp.example.test/" }, key = "tokeninfo_url", fix = "the scheme must be http or https" },
+    { name = "discovery URL without host", lines = { "openid_configuration_url = https:///" }, key = "openid_configuration_url", fix = "the host is missing" },
     { name = "URL with fragment", lines = { "introspection_url = https://idp.example.test/userinfo#top" }, key = "introspection_url", fix = "a #fragment is not allowed" },
     { name = "URL with space", lines = { "introspection_url = https://idp.example .test/" }, key = "introspection_url", fix = "spaces or control characters" },
     { name = "URL with two ports", lines = { "introspection_url = https://idp.example.test:8443:443/" }, key = "introspection_url", fix = "Use an absolute http:// or https:// URL" },
@@ -267,7 +341,21 @@ describe("config.parseSettings errors", function()
       key = "account_file",
       fix = "Check the path and its permissions",
     },
-    { name = "unsupported introspection_mode", lines = { "introspection_mode = post" }, key = 'introspection_mode = "post" is not supported', fix = "Use one of: auth" },
+    { name = "unsupported introspection_mode", lines = { "introspection_mode = jwt" }, key = 'introspection_mode = "jwt" is not supported', fix = "Use one of: auth, get, post" },
+    { name = "unsupported client_auth_method", lines = { "client_auth_method = private_key_jwt" }, key = "client_auth_method", fix = "Use one of: client_secret_basic, client_secret_post" },
+    { name = "unsupported scope_match", lines = { "scope_match = some" }, key = "scope_match", fix = "Use one of: any, all" },
+    { name = "bad force_introspection", lines = { "force_introspection = always" }, key = "force_introspection", fix = "Use yes or no" },
+    { name = "bad require_email_verified", lines = { "require_email_verified = 1" }, key = "require_email_verified", fix = "Use yes or no" },
+    { name = "refresh below range", lines = { "discovery_refresh_secs = 59" }, key = "discovery_refresh_secs", fix = "Use a number from 60 to 604800" },
+    { name = "refresh above range", lines = { "discovery_refresh_secs = 604801" }, key = "discovery_refresh_secs", fix = "Use a number from 60 to 604800" },
+    { name = "clock skew above range", lines = { "clock_skew_secs = 3601" }, key = "clock_skew_secs", fix = "Use a number from 0 to 3600" },
+    { name = "negative clock skew", lines = { "clock_skew_secs = -1" }, key = "clock_skew_secs", fix = "Use a number from 0 to 3600" },
+    { name = "pass_attrs without value", lines = { "pass_attrs = proxy" }, key = "pass_attrs", fix = '"proxy", which is not a name=value pair' },
+    { name = "pass_attrs without name", lines = { "pass_attrs = =y" }, key = "pass_attrs", fix = "not a name=value pair" },
+    { name = "pass_attrs other variable", lines = { "pass_attrs = home=%{user}" }, key = "pass_attrs", fix = "only %{oauth2:claim} variables and %% are supported" },
+    { name = "pass_attrs empty claim", lines = { "pass_attrs = host=%{oauth2:}" }, key = "pass_attrs", fix = "host: only %{oauth2:claim}" },
+    { name = "pass_attrs unclosed variable", lines = { "pass_attrs = host=%{oauth2:mail_host" }, key = "pass_attrs", fix = "Use space-separated name=value pairs" },
+    { name = "pass_attrs lone percent", lines = { "pass_attrs = quota=50%" }, key = "pass_attrs", fix = "Use space-separated name=value pairs" },
     { name = "unsupported account_source", lines = { "account_source = ldap" }, key = "account_source", fix = "Use one of: postfix-accounts" },
   }
 
@@ -311,4 +399,187 @@ describe("config.parseSettings errors", function()
     assert.contains_text(message, "cannot read the settings file")
     assert.contains_text(message, "OAUTH2_BRIDGE_CONFIG")
   end)
+end)
+
+describe("config.parseSettings URL credentials", function()
+  local config
+  local account_file
+
+  local function parse(lines)
+    return config.parseSettings(helper.config_text(account_file, lines), ORIGIN)
+  end
+
+  before_each(function()
+    config = helper.load_bridge().config
+    account_file = helper.accounts_file({ helper.USER })
+  end)
+
+  after_each(function()
+    helper.remove_temp_files()
+  end)
+
+  it("moves credentials into client keys", function()
+    local settings = parse({
+      "introspection_mode = post",
+      "introspection_url = https://roundcube:" .. helper.CLIENT_SECRET .. "@idp.example.test/introspect",
+    })
+
+    assert.equal("roundcube", settings.client_id)
+    assert.equal(helper.CLIENT_SECRET, settings.client_secret)
+  end)
+
+  it("removes credentials from the URL", function()
+    local settings = parse({
+      "introspection_mode = post",
+      "introspection_url = https://roundcube:" .. helper.CLIENT_SECRET .. "@idp.example.test:8443/introspect?realm=mail",
+    })
+    local url = settings.introspection_url
+
+    assert.equal("https://idp.example.test:8443/introspect?realm=mail", url.text)
+    assert.equal("idp.example.test", url.host)
+    assert.equal(8443, url.port)
+  end)
+
+  it("percent-decodes URL credentials", function()
+    local settings = parse({
+      "introspection_mode = post",
+      "introspection_url = https://mail%20client:Vr4%3AU+x8%252F%2FZq%20w@idp.example.test/introspect",
+    })
+
+    assert.equal("mail client", settings.client_id)
+    assert.equal(helper.SPECIAL_SECRET, settings.client_secret)
+  end)
+
+  -- The client secret must stay out of every error, also when it sits in a URL that is invalid
+  -- for another reason, because Dovecot logs script_init errors.
+  local invalid = {
+    { name = "port 0", url = "https://roundcube:%s@idp.example.test:0/introspect" },
+    { name = "fragment", url = "https://roundcube:%s@idp.example.test/introspect#top" },
+    { name = "ftp scheme", url = "ftp://roundcube:%s@idp.example.test/introspect" },
+    { name = "unencoded slash", url = "https://roundcube:x/%s@idp.example.test/introspect" },
+    { name = "unencoded at sign", url = "https://roundcube:x@%s@idp.example.test:0/introspect" },
+  }
+  for _, case in ipairs(invalid) do
+    it(("hides URL secret with %s"):format(case.name), function()
+      local line = "introspection_url = " .. case.url:format(helper.CLIENT_SECRET)
+
+      local message = helper.error_message(parse, { line })
+
+      assert.contains_text(message, "introspection_url")
+      assert.is_not.contains_text(message, helper.CLIENT_SECRET)
+    end)
+  end
+end)
+
+describe("config.parseSettings cross-field rules", function()
+  local config
+  local account_file
+
+  local INTROSPECTION_URL = "https://idp.example.test/introspect"
+  local TOKENINFO_URL = "https://idp.example.test/tokeninfo?access_token="
+  local DISCOVERY_URL = "https://idp.example.test/.well-known/openid-configuration"
+
+  before_each(function()
+    config = helper.load_bridge().config
+    account_file = helper.accounts_file({ helper.USER })
+  end)
+
+  after_each(function()
+    helper.remove_temp_files()
+  end)
+
+  local errors = {
+    {
+      name = "post without client_id",
+      lines = { "introspection_url = " .. INTROSPECTION_URL, "introspection_mode = post", "client_secret = " .. helper.CLIENT_SECRET },
+      message = "introspection_mode = post needs client_id and client_secret",
+    },
+    {
+      name = "post without client_secret",
+      lines = { "introspection_url = " .. INTROSPECTION_URL, "introspection_mode = post", "client_id = roundcube" },
+      message = "(RFC 7662 section 2.1)",
+    },
+    {
+      name = "post with client_secret_post only",
+      lines = { "introspection_url = " .. INTROSPECTION_URL, "introspection_mode = post", "client_auth_method = client_secret_post" },
+      message = "needs client_id and client_secret",
+    },
+    {
+      name = "post with only tokeninfo_url",
+      lines = { "tokeninfo_url = " .. TOKENINFO_URL, "introspection_mode = post", "client_id = roundcube", "client_secret = " .. helper.CLIENT_SECRET },
+      message = "introspection_mode = post needs introspection_url or openid_configuration_url",
+    },
+    {
+      name = "force_introspection without tokeninfo_url",
+      lines = { "introspection_url = " .. INTROSPECTION_URL, "force_introspection = yes" },
+      message = "force_introspection = yes needs tokeninfo_url and introspection_url",
+    },
+    {
+      name = "force_introspection without endpoint",
+      lines = { "tokeninfo_url = " .. TOKENINFO_URL, "force_introspection = yes" },
+      message = "force_introspection = yes needs tokeninfo_url and introspection_url (or openid_configuration_url)",
+    },
+    {
+      name = "active_attribute without active_value",
+      lines = { "introspection_url = " .. INTROSPECTION_URL, "active_attribute = status" },
+      message = "active_attribute and active_value must be set together. Set both, or remove both",
+    },
+    {
+      name = "active_value without active_attribute",
+      lines = { "introspection_url = " .. INTROSPECTION_URL, "active_value = enabled" },
+      message = "active_attribute and active_value must be set together",
+    },
+    {
+      name = "URL credentials plus client_id",
+      lines = { "introspection_url = https://roundcube:" .. helper.CLIENT_SECRET .. "@idp.example.test/introspect", "introspection_mode = post", "client_id = roundcube" },
+      message = "introspection_url contains client credentials and client_id or client_secret is set too. Remove the credentials from the URL",
+    },
+    {
+      name = "URL credentials plus client_secret",
+      lines = { "introspection_url = https://roundcube:" .. helper.CLIENT_SECRET .. "@idp.example.test/introspect", "introspection_mode = post", "client_secret = other" },
+      message = "Remove the credentials from the URL",
+    },
+    {
+      name = "URL credentials outside mode post",
+      lines = { "introspection_url = https://roundcube:" .. helper.CLIENT_SECRET .. "@idp.example.test/userinfo" },
+      message = "which are only sent with introspection_mode = post",
+    },
+    {
+      name = "no endpoint key",
+      lines = { "client_id = roundcube", "client_secret = " .. helper.CLIENT_SECRET },
+      message = "introspection_url is missing",
+    },
+    {
+      name = "only empty endpoint keys",
+      lines = { "introspection_url =", "tokeninfo_url = ", 'openid_configuration_url = ""' },
+      message = "or set tokeninfo_url or openid_configuration_url",
+    },
+  }
+  for _, case in ipairs(errors) do
+    it(("rejects %s"):format(case.name), function()
+      local message = helper.error_message(config.parseSettings, helper.config_text(account_file, case.lines), ORIGIN)
+
+      assert.contains_text(message, ORIGIN .. ": ")
+      assert.contains_text(message, case.message)
+      assert.is_not.contains_text(message, helper.CLIENT_SECRET)
+    end)
+  end
+
+  local accepted = {
+    { name = "tokeninfo_url alone", lines = { "tokeninfo_url = " .. TOKENINFO_URL } },
+    { name = "discovery alone", lines = { "openid_configuration_url = " .. DISCOVERY_URL } },
+    { name = "post through discovery", lines = { "openid_configuration_url = " .. DISCOVERY_URL, "introspection_mode = post", "client_id = roundcube", "client_secret = " .. helper.CLIENT_SECRET } },
+    { name = "post with URL credentials", lines = { "introspection_url = https://roundcube:" .. helper.CLIENT_SECRET .. "@idp.example.test/introspect", "introspection_mode = post" } },
+    { name = "force_introspection with discovery", lines = { "tokeninfo_url = " .. TOKENINFO_URL, "openid_configuration_url = " .. DISCOVERY_URL, "force_introspection = yes" } },
+    { name = "force_introspection with introspection_url", lines = { "tokeninfo_url = " .. TOKENINFO_URL, "introspection_url = " .. INTROSPECTION_URL, "force_introspection = yes" } },
+    { name = "both active keys", lines = { "introspection_url = " .. INTROSPECTION_URL, "active_attribute = status", "active_value = enabled" } },
+    { name = "client keys in mode auth", lines = { "introspection_url = " .. INTROSPECTION_URL, "client_id = roundcube" } },
+  }
+  for _, case in ipairs(accepted) do
+    it(("accepts %s"):format(case.name), function()
+      local ok, problem = pcall(config.parseSettings, helper.config_text(account_file, case.lines), ORIGIN)
+
+      assert.is_true(ok, problem and problem.message)
+    end)
+  end
 end)

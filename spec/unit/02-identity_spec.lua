@@ -96,7 +96,8 @@ describe("identity.readIdentityClaim", function()
   end)
 
   local rejections = {
-    { name = "missing claim", claims = { mail = "alice@example.test" }, reason = "claim email is missing" },
+    { name = "missing claim", claims = { mail = "alice@example.test" }, reason = "claim email is missing (claims present: mail)" },
+    { name = "missing claim in empty table", claims = {}, reason = "claim email is missing (claims present: (none))" },
     { name = "empty string", claims = { email = "" }, reason = "claim email is empty" },
     { name = "number", claims = { email = 42 }, reason = "claim email is not a string (number)" },
     { name = "boolean", claims = { email = true }, reason = "claim email is not a string (boolean)" },
@@ -118,6 +119,25 @@ describe("identity.readIdentityClaim", function()
     local claim = identity.readIdentityClaim({ email = { "secret-looking@example.test" } }, "email")
 
     assert.is_not.contains_text(claim.reason, "secret-looking")
+  end)
+
+  it("lists present claims without values", function()
+    local claim = identity.readIdentityClaim({ upn = "secret-looking@example.test", sub = "x" }, "email")
+
+    assert.contains_text(claim.reason, "claims present: sub, upn")
+    assert.is_not.contains_text(claim.reason, "secret-looking")
+  end)
+
+  it("lists at most 20 claim names", function()
+    local claims = {}
+    for index = 1, 25 do
+      claims[("c%02d"):format(index)] = "value"
+    end
+
+    local claim = identity.readIdentityClaim(claims, "email")
+
+    assert.contains_text(claim.reason, "c20, ...)")
+    assert.is_not.contains_text(claim.reason, "c21")
   end)
 end)
 

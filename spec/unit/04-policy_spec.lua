@@ -40,6 +40,24 @@ describe("policy.checkActive", function()
     assert.equal("PASSWORD_MISMATCH", refusal.result)
   end)
 
+  it("requires active when asked", function()
+    local refusal = policy.checkActive({ sub = "5f3c0a1e9b2d" }, {}, true)
+
+    assert.is_not_nil(refusal)
+    assert.equal("INTERNAL_FAILURE", refusal.result)
+    assert.contains_text(refusal.reason, "no active member")
+  end)
+
+  it("passes required active true", function()
+    assert.is_nil(policy.checkActive({ active = true }, {}, true))
+  end)
+
+  it("rejects required active null", function()
+    local refusal = policy.checkActive({}, { active = true }, true)
+
+    assert.equal("PASSWORD_MISMATCH", refusal.result)
+  end)
+
   it("rejects authentik inactive fixture", function()
     local claims = cjson.decode(helper.fixture_text("authentik.introspection-inactive"))
 
@@ -86,12 +104,16 @@ describe("policy.checkExpiry", function()
   end
 
   local unusable = {
-    { name = "non-numeric string", claims = { exp = "tomorrow" } },
-    { name = "empty string", claims = { exp = "" } },
-    { name = "boolean", claims = { exp = true } },
-    { name = "array", claims = { exp = { now + 300 } } },
-    { name = "cjson.null", claims = { exp = cjson.null } },
-    { name = "NaN", claims = { exp = 0 / 0 } },
+    { name = "non-numeric string", claims = { exp = "tomorrow" }, type = "string" },
+    { name = "empty string", claims = { exp = "" }, type = "string" },
+    { name = "negative numeric string", claims = { exp = "-5" }, type = "string" },
+    { name = "exponent string", claims = { exp = "1e10" }, type = "string" },
+    { name = "padded numeric string", claims = { exp = " 1767225900" }, type = "string" },
+    { name = "boolean", claims = { exp = true }, type = "boolean" },
+    { name = "array", claims = { exp = { now + 300 } }, type = "object or array" },
+    { name = "object", claims = { exp = { seconds = now + 300 } }, type = "object or array" },
+    { name = "cjson.null", claims = { exp = cjson.null }, type = "null" },
+    { name = "NaN", claims = { exp = 0 / 0 }, type = "number" },
   }
   for _, case in ipairs(unusable) do
     it(("rejects %s exp"):format(case.name), function()
@@ -99,7 +121,27 @@ describe("policy.checkExpiry", function()
 
       assert.is_not_nil(refusal)
       assert.equal("INTERNAL_FAILURE", refusal.result)
-      assert.equal("Claim exp is not a number", refusal.reason)
+      assert.equal(("Claim exp is not a number (%s)"):format(case.type), refusal.reason)
+    end)
+  end
+
+  local skews = {
+    { name = "exp inside the skew", exp = now - 29, skew = 30, expired = false },
+    { name = "exp at the skew", exp = now - 30, skew = 30, expired = true },
+    { name = "exp at now without skew", exp = now, skew = 0, expired = true },
+    { name = "exp after now without skew", exp = now + 1, skew = 0, expired = false },
+    { name = "exp an hour back", exp = now - 3599, skew = 3600, expired = false },
+  }
+  for _, case in ipairs(skews) do
+    it(("applies clock skew to %s"):format(case.name), function()
+      local refusal = policy.checkExpiry({ exp = case.exp }, now, case.skew)
+
+      if case.expired then
+        assert.is_not_nil(refusal)
+        assert.equal("PASSWORD_MISMATCH", refusal.result)
+      else
+        assert.is_nil(refusal)
+      end
     end)
   end
 

@@ -2,6 +2,9 @@ local cjson = require("cjson")
 local socket = require("socket")
 local helper = require("spec.unit.helper")
 
+-- Every log line that a test records must be free of the token and the client secrets.
+after_each(helper.assert_logs_clean)
+
 local USER = helper.USER
 local VARIABLE = "OAUTH2_BRIDGE_CONFIG"
 
@@ -335,6 +338,95 @@ describe("entry hooks", function()
       local code = auth_password_verify(helper.request(), helper.TOKEN)
 
       assert.equal(dovecot.auth.PASSDB_RESULT_OK, code)
+    end)
+  end)
+
+  it("returns pass_attrs fields", function()
+    write_settings({ "pass_attrs = proxy=y host=%{oauth2:email} nopassword=" })
+    script_init()
+
+    local code, fields = auth_password_verify(helper.request(), helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_OK, code)
+    assert.same({ proxy = "y", host = USER, nopassword = "" }, fields)
+  end)
+
+  describe("with introspection_mode post", function()
+    local request
+
+    before_each(function()
+      write_settings({ "introspection_mode = post" })
+      reply = function()
+        return 200, { cjson.encode({ active = true, email = USER }) }
+      end
+      script_init()
+      auth_password_verify(helper.request(), helper.TOKEN)
+      request = fake_http.requests[1]
+    end)
+
+    it("sends POST through socket.http", function()
+      assert.equal("POST", request.method)
+      assert.equal(helper.USERINFO_URL, request.url)
+    end)
+
+    it("sends the form as the body", function()
+      assert.equal("token=" .. helper.TOKEN_FORM .. "&token_type_hint=access_token", request.sent_body)
+    end)
+
+    it("sends Content-Length of the form", function()
+      assert.equal(tostring(#request.sent_body), request.headers["content-length"])
+    end)
+
+    it("sends form and Basic headers", function()
+      assert.equal("application/x-www-form-urlencoded", request.headers["content-type"])
+      assert.equal("Basic cm91bmRjdWJlOnNwZWMtY2xpZW50LXNlY3JldC1WcjRVeDhacQ==", request.headers.authorization)
+      assert.equal("dovecot-oauth2-bridge", request.headers["user-agent"])
+    end)
+  end)
+
+  describe("with openid_configuration_url", function()
+    local ISSUER = "https://idp.example.test/realms/mail"
+    local WELL_KNOWN = ISSUER .. "/.well-known/openid-configuration"
+    local USERINFO = ISSUER .. "/userinfo"
+    local discovery_status
+
+    before_each(function()
+      helper.rewrite(settings_path, helper.config_text(account_path, { "openid_configuration_url = " .. ISSUER }))
+      discovery_status = 200
+      reply = function(reqt)
+        if reqt.url == WELL_KNOWN then
+          return discovery_status, { cjson.encode({ issuer = ISSUER, userinfo_endpoint = USERINFO }) }
+        end
+        return 200, { good_claims() }
+      end
+      script_init()
+    end)
+
+    it("asks the discovered endpoint", function()
+      local code = auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal(dovecot.auth.PASSDB_RESULT_OK, code)
+      assert.equal(WELL_KNOWN, fake_http.requests[1].url)
+      assert.equal(USERINFO, fake_http.requests[2].url)
+    end)
+
+    it("keeps the document between logins", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+      auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal(3, #fake_http.requests)
+      assert.equal(USERINFO, fake_http.requests[3].url)
+    end)
+
+    it("fails before the first fetch", function()
+      discovery_status = 503
+      local req = helper.request()
+
+      local code, reason = auth_password_verify(req, helper.TOKEN)
+
+      assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+      assert.equal("OpenID discovery failed: HTTP 503 from idp.example.test:443", reason)
+      helper.assert_no_secrets(req.lines, reason)
     end)
   end)
 

@@ -12,20 +12,26 @@ local function read(path)
   return text
 end
 
---- Runs the setup script with `variables` and returns its exit status and the written file.
+local function shell_quote(text)
+  return "'" .. text:gsub("'", "'\\''") .. "'"
+end
+
+--- Runs the setup script with `variables` and returns its exit status, the written file and what
+--- it printed on stdout and stderr.
 local function run_setup(variables)
   local output = helper.temp_path()
+  local printed = helper.temp_path()
   local assignments = {}
   for name, value in pairs(variables) do
-    assignments[#assignments + 1] = ("%s='%s'"):format(name, value)
+    assignments[#assignments + 1] = ("%s=%s"):format(name, shell_quote(value))
   end
-  local command = ("env -i PATH=/usr/bin:/bin %s bash %s %s >/dev/null 2>&1"):format(
-    table.concat(assignments, " "), SETUP, output)
+  local command = ("env -i PATH=/usr/bin:/bin %s bash %s %s >%s 2>&1"):format(
+    table.concat(assignments, " "), SETUP, output, printed)
   local ok = os.execute(command)
   local file = io.open(output, "r")
   local text = file and file:read("a")
   if file then file:close() end
-  return ok, text
+  return ok, text, read(printed)
 end
 
 describe("dovecot/oauth2-bridge.conf.example", function()
@@ -68,6 +74,35 @@ describe("dovecot/oauth2-bridge.conf.example", function()
     assert.equal(5000, settings.timeout_msecs)
     assert.equal(65536, settings.max_response_bytes)
     assert.is_false(settings.tls_allow_invalid_cert)
+    assert.equal("auth", settings.introspection_mode)
+    assert.equal("https", settings.tokeninfo_url.scheme)
+    assert.is_false(settings.force_introspection)
+    assert.equal("https", settings.openid_configuration_url.scheme)
+    assert.equal(3600, settings.discovery_refresh_secs)
+    assert.equal("client_secret_basic", settings.client_auth_method)
+    assert.equal("any", settings.scope_match)
+    assert.equal(30, settings.clock_skew_secs)
+    assert.is_false(settings.require_email_verified)
+  end)
+
+  it("shows each default value", function()
+    local text = read(EXAMPLE)
+
+    for key, spec in pairs(config.KEYS) do
+      local shown = text:match("\n#?" .. key .. " = ([^\n]*)")
+      if spec.defaultValue ~= nil then
+        assert.equal(spec.defaultValue, shown, key .. " shows another value than its default")
+      end
+    end
+  end)
+
+  it("leaves only one key set", function()
+    local set = {}
+    for key in read(EXAMPLE):gmatch("\n([%w_]+) =") do
+      set[#set + 1] = key
+    end
+
+    assert.same({ "introspection_url" }, set)
   end)
 end)
 
@@ -98,6 +133,86 @@ describe("dovecot/oauth2-bridge-setup.sh", function()
     assert.equal('se"cr#et', settings.client_secret)
     assert.equal(accounts, settings.account_file)
   end)
+
+  it("defaults to mode auth", function()
+    local accounts = helper.accounts_file({ helper.USER })
+
+    local _, text = run_setup({
+      ENABLE_OAUTH2 = "1",
+      OAUTH2_INTROSPECTION_URL = helper.USERINFO_URL,
+      OAUTH2_BRIDGE_ACCOUNT_FILE = accounts,
+    })
+    local settings = config.parseSettings(text, "setup output")
+
+    assert.equal("auth", settings.introspection_mode)
+    assert.is_nil(settings.client_id)
+  end)
+
+  local modes = {
+    { mode = "auth", url = helper.USERINFO_URL },
+    { mode = "get", url = "https://idp.example.test/userinfo?access_token=" },
+    { mode = "post", url = "https://idp.example.test/introspect" },
+  }
+  for _, case in ipairs(modes) do
+    it(("writes mode %s"):format(case.mode), function()
+      local accounts = helper.accounts_file({ helper.USER })
+
+      local ok, text, printed = run_setup({
+        ENABLE_OAUTH2 = "1",
+        OAUTH2_INTROSPECTION_URL = case.url,
+        OAUTH2_INTROSPECTION_MODE = case.mode,
+        OAUTH2_CLIENT_ID = "roundcube",
+        OAUTH2_CLIENT_SECRET = helper.SPECIAL_SECRET,
+        OAUTH2_BRIDGE_ACCOUNT_FILE = accounts,
+      })
+      local settings = config.parseSettings(text, "setup output")
+
+      assert.is_true(ok)
+      assert.equal(case.mode, settings.introspection_mode)
+      assert.equal(case.url, settings.introspection_url.text)
+      assert.equal("roundcube", settings.client_id)
+      assert.equal(helper.SPECIAL_SECRET, settings.client_secret)
+      helper.assert_no_secrets({}, printed)
+    end)
+  end
+
+  it("writes username attribute and CA file", function()
+    local accounts = helper.accounts_file({ helper.USER })
+
+    local _, text = run_setup({
+      ENABLE_OAUTH2 = "1",
+      OAUTH2_INTROSPECTION_URL = helper.USERINFO_URL,
+      OAUTH2_USERNAME_ATTRIBUTE = "ext.email",
+      OAUTH2_TLS_CA_CERT_FILE = accounts,
+      OAUTH2_BRIDGE_ACCOUNT_FILE = accounts,
+    })
+    local settings = config.parseSettings(text, "setup output")
+
+    assert.equal("ext.email", settings.username_attribute)
+    assert.equal(accounts, settings.tls_ca_cert_file)
+  end)
+
+  local refused = {
+    { name = "post without secret", variables = { OAUTH2_INTROSPECTION_MODE = "post", OAUTH2_CLIENT_ID = "roundcube" }, message = "OAUTH2_INTROSPECTION_MODE=post needs OAUTH2_CLIENT_ID and OAUTH2_CLIENT_SECRET" },
+    { name = "post without id", variables = { OAUTH2_INTROSPECTION_MODE = "post", OAUTH2_CLIENT_SECRET = helper.CLIENT_SECRET }, message = "needs OAUTH2_CLIENT_ID and OAUTH2_CLIENT_SECRET" },
+    { name = "unknown mode", variables = { OAUTH2_INTROSPECTION_MODE = "jwt", OAUTH2_CLIENT_SECRET = helper.CLIENT_SECRET }, message = "OAUTH2_INTROSPECTION_MODE must be auth, get or post" },
+    { name = "secret with line break", variables = { OAUTH2_CLIENT_SECRET = "first\nsecond" }, message = "the value for client_secret contains a line break" },
+  }
+  for _, case in ipairs(refused) do
+    it(("fails for %s"):format(case.name), function()
+      local variables = { ENABLE_OAUTH2 = "1", OAUTH2_INTROSPECTION_URL = "https://idp.example.test/introspect" }
+      for name, value in pairs(case.variables) do
+        variables[name] = value
+      end
+
+      local ok, text, printed = run_setup(variables)
+
+      assert.is_falsy(ok)
+      assert.is_nil(text)
+      assert.contains_text(printed, case.message)
+      helper.assert_no_secrets({}, printed)
+    end)
+  end
 
   it("writes nothing without ENABLE_OAUTH2", function()
     local ok, text = run_setup({ OAUTH2_INTROSPECTION_URL = helper.USERINFO_URL })

@@ -20,8 +20,15 @@ helper.NOW = 1767225600
 
 --- A valid RFC 6750 b64token that occurs nowhere else, so a log line that contains it is a leak.
 helper.TOKEN = "spec-token.Qx7Zr9Wm4Kp2~Lv8_Ny3/Tb6+Hd5=="
+--- helper.TOKEN form-encoded (WHATWG application/x-www-form-urlencoded), as a URL or a form
+--- body carries it.
+helper.TOKEN_FORM = "spec-token.Qx7Zr9Wm4Kp2%7ELv8_Ny3%2FTb6%2BHd5%3D%3D"
 --- A client secret that occurs nowhere else, for the same reason.
 helper.CLIENT_SECRET = "spec-client-secret-Vr4Ux8Zq"
+--- A client secret with ":", "+", "%", "/" and a space, the characters that RFC 6749 section
+--- 2.3.1 encoding changes, and its form-encoded spelling.
+helper.SPECIAL_SECRET = "Vr4:U+x8%2F/Zq w"
+helper.SPECIAL_SECRET_FORM = "Vr4%3AU%2Bx8%252F%2FZq+w"
 
 helper.USER = "alice@example.test"
 helper.USERINFO_URL = "https://idp.example.test/userinfo"
@@ -62,10 +69,19 @@ end
 
 -- Log recording ---------------------------------------------------------------------------
 
+-- Every list of recorded log lines since the last helper.assert_logs_clean.
+local recorded_lists = {}
+
 local function recorder(lines, level)
   return function(_, message)
     lines[#lines + 1] = { level = level, message = message }
   end
+end
+
+local function new_lines()
+  local lines = {}
+  recorded_lists[#recorded_lists + 1] = lines
+  return lines
 end
 
 --- Returns a fake Dovecot auth request. Its log methods record into `req.lines`.
@@ -75,7 +91,7 @@ function helper.request(fields)
     service = "imap",
     mechanism = "XOAUTH2",
     remote_ip = "127.0.0.1",
-    lines = {},
+    lines = new_lines(),
   }
   for key, value in pairs(fields or {}) do
     req[key] = value
@@ -89,7 +105,7 @@ end
 
 --- Returns a fake Logger for passdb.verifyLogin. Its methods record into `logger.lines`.
 function helper.logger()
-  local lines = {}
+  local lines = new_lines()
   return {
     lines = lines,
     debug = recorder(lines, "debug"),
@@ -112,18 +128,56 @@ end
 
 -- Fake HTTP transport ---------------------------------------------------------------------
 
---- Returns a fake for the Bridge.httpGet dependency. `response` is what every call returns, or a
---- function that builds it from (url, headers, options). Calls are recorded in `calls`.
+--- Returns a fake for the Bridge.transport dependency. `response` is what every call returns, or a
+--- function that builds it from the request table. Each request is recorded in `calls`, and
+--- `transport.send` is the function to put into the Bridge.
 function helper.transport(response)
   local transport = { calls = {} }
-  function transport.get(url, headers, options)
-    transport.calls[#transport.calls + 1] = { url = url, headers = headers, options = options }
+  function transport.send(request)
+    transport.calls[#transport.calls + 1] = request
     if type(response) == "function" then
-      return response(url, headers, options)
+      return response(request)
     end
     return response
   end
   return transport
+end
+
+--- Returns a response function for helper.transport that serves each request from `routes`, a
+--- table of URL prefix -> response (or function of the request). The longest matching prefix
+--- wins, and a URL that matches no prefix gets HTTP 404.
+function helper.routes(routes)
+  return function(request)
+    local best
+    for prefix in pairs(routes) do
+      if request.url.text:sub(1, #prefix) == prefix and (best == nil or #prefix > #best) then
+        best = prefix
+      end
+    end
+    if best == nil then
+      return { ok = true, status = 404, body = "" }
+    end
+    local response = routes[best]
+    if type(response) == "function" then
+      return response(request)
+    end
+    return response
+  end
+end
+
+--- Returns a Bridge for passdb.verifyLogin: `settings`, an account file, the fake transport's send
+--- function, an optional Discovery and a clock that reads helper.NOW unless `now` is given.
+function helper.context(bundle, settings, account_path, transport, options)
+  options = options or {}
+  return {
+    settings = settings,
+    accounts = helper.new(bundle.accounts.PostfixAccountsFile, account_path),
+    transport = transport.send,
+    discovery = options.discovery,
+    now = options.now or function()
+      return helper.NOW
+    end,
+  }
 end
 
 --- Returns a transport response (HTTP 200 unless `status` is given) whose body is `claims`
@@ -132,12 +186,20 @@ function helper.json_response(claims, status)
   return { ok = true, status = status or 200, body = cjson.encode(claims) }
 end
 
---- Returns a fake socket.http module for the bundle's own httpGet. `reply(reqt)` returns the status
---- and the body chunks, or nil and a transport error. Requests are recorded in `requests`.
+--- Returns a fake socket.http module for the bundle's own http.httpRequest. `reply(reqt)` returns
+--- the status and the body chunks, or nil and a transport error. Requests are recorded in
+--- `requests`, and a request body that came as an ltn12 source is drained into `reqt.sent_body`.
 function helper.fake_socket_http(reply)
   local fake = { requests = {} }
   function fake.request(reqt)
     fake.requests[#fake.requests + 1] = reqt
+    if reqt.source ~= nil then
+      local chunks = {}
+      for chunk in reqt.source do
+        chunks[#chunks + 1] = chunk
+      end
+      reqt.sent_body = table.concat(chunks)
+    end
     local status, chunks = reply(reqt)
     if status == nil then
       return nil, chunks
@@ -191,6 +253,16 @@ end
 --- Returns a transport response that serves one fixture as an HTTP 200 body.
 function helper.fixture_response(name)
   return { ok = true, status = 200, body = helper.fixture_text(name) }
+end
+
+--- Returns a fixture decoded into a table, with `overrides` applied. An override of cjson.null
+--- encodes as JSON null again.
+function helper.fixture_claims(name, overrides)
+  local claims = cjson.decode(helper.fixture_text(name))
+  for key, value in pairs(overrides or {}) do
+    claims[key] = value
+  end
+  return claims
 end
 
 -- Temporary files -------------------------------------------------------------------------
@@ -252,6 +324,16 @@ function helper.accounts_file(addresses)
   return helper.temp_file(table.concat(lines, "\n") .. "\n")
 end
 
+--- Returns settings text of `lines` and an account_file line, for settings without the userinfo
+--- defaults of helper.settings_text.
+function helper.config_text(account_file, lines)
+  local all = { "account_file = " .. account_file }
+  for _, line in ipairs(lines) do
+    all[#all + 1] = line
+  end
+  return table.concat(all, "\n") .. "\n"
+end
+
 --- Returns settings text for a userinfo endpoint and an account file, plus `extra` lines.
 function helper.settings_text(account_file, extra)
   local lines = {
@@ -283,10 +365,19 @@ luassert:register(
   "assertion.contains_text.negative"
 )
 
---- Fails if a recorded log line, or any of the extra texts, contains the token or the client
---- secret.
+--- The secrets and their form-encoded spellings, which must never reach a log line.
+helper.SECRETS = {
+  helper.TOKEN,
+  helper.TOKEN_FORM,
+  helper.CLIENT_SECRET,
+  helper.SPECIAL_SECRET,
+  helper.SPECIAL_SECRET_FORM,
+}
+
+--- Fails if a recorded log line, or any of the extra texts, contains the token or a client
+--- secret, as written or form-encoded.
 function helper.assert_no_secrets(lines, ...)
-  local secrets = { helper.TOKEN, helper.CLIENT_SECRET }
+  local secrets = helper.SECRETS
   for _, line in ipairs(lines) do
     for _, secret in ipairs(secrets) do
       luassert.is_not.contains_text(line.message, secret)
@@ -297,6 +388,30 @@ function helper.assert_no_secrets(lines, ...)
     for _, secret in ipairs(secrets) do
       luassert.is_not.contains_text(tostring(text), secret)
     end
+  end
+end
+
+--- Asserts a verdict of passdb.verifyLogin: its result ("OK" or a refusal's result name) and, for a
+--- refusal, that its reason contains `reason` when one is given.
+function helper.assert_verdict(verdict, result, reason)
+  if result == "OK" then
+    luassert.is_true(verdict.ok, ("expected OK, got %s: %s"):format(tostring(verdict.result), tostring(verdict.reason)))
+    return
+  end
+  luassert.is_false(verdict.ok, "expected " .. result .. ", got OK")
+  luassert.equal(result, verdict.result, verdict.reason)
+  if reason ~= nil then
+    luassert.contains_text(verdict.reason, reason)
+  end
+end
+
+--- Fails if any log line recorded by a helper.request or helper.logger since the last call
+--- contains a secret. Spec files run it in a file-level after_each.
+function helper.assert_logs_clean()
+  local lists = recorded_lists
+  recorded_lists = {}
+  for _, lines in ipairs(lists) do
+    helper.assert_no_secrets(lines)
   end
 end
 
