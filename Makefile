@@ -7,7 +7,7 @@ LUA ?= lua5.4
 
 SCRIPT = lua-out/oauth2-bridge.lua
 
-.PHONY: all deps build typecheck check-lua-out unit integration test demo install uninstall clean
+.PHONY: all deps build typecheck check-lua-out unit integration test demo bench install uninstall clean
 
 all: build
 
@@ -33,6 +33,9 @@ test: typecheck check-lua-out unit integration
 
 demo: deps
 	node scripts/demo.mjs
+
+bench: deps
+	$(LUA) bench/accounts.lua
 
 install:
 	install -d $(SHAREDIR)

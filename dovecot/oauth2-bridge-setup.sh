@@ -11,6 +11,11 @@
 #   OAUTH2_TLS_CA_CERT_FILE          optional CA file for an https URL
 #   OAUTH2_BRIDGE_ACCOUNT_FILE       optional, default /tmp/docker-mailserver/postfix-accounts.cf
 #
+# With ACCOUNT_PROVISIONER=LDAP the mailboxes are looked up in LDAP instead, with
+# docker-mailserver's LDAP variables: LDAP_SERVER_HOST, LDAP_SEARCH_BASE, LDAP_BIND_DN,
+# LDAP_BIND_PW, LDAP_START_TLS or DOVECOT_TLS, and DOVECOT_USER_FILTER (Dovecot's %u, %n, %d)
+# or else LDAP_QUERY_FILTER_USER (Postfix's %s for the address, %u for the local part, %d).
+#
 # Usage: oauth2-bridge-setup.sh [OUTPUT]   (default /etc/dovecot/oauth2-bridge.conf)
 set -euo pipefail
 
@@ -50,6 +55,45 @@ setting() {
   printf '%s = "%s"\n' "$key" "$value"
 }
 
+# Prints the LDAP account source settings from docker-mailserver's LDAP variables.
+ldap_settings() {
+  local uri=${LDAP_SERVER_HOST:-}
+  if [ -z "$uri" ] || [ -z "${LDAP_SEARCH_BASE:-}" ]; then
+    echo "oauth2-bridge-setup: ACCOUNT_PROVISIONER=LDAP needs LDAP_SERVER_HOST and LDAP_SEARCH_BASE." >&2
+    exit 1
+  fi
+  # docker-mailserver accepts a bare host name as well as an ldap:// or ldaps:// URI.
+  if [[ "$uri" != *"://"* ]]; then
+    uri="ldap://$uri"
+  fi
+
+  local filter
+  if [ -n "${DOVECOT_USER_FILTER:-}" ]; then
+    filter=$DOVECOT_USER_FILTER
+  elif [ -n "${LDAP_QUERY_FILTER_USER:-}" ]; then
+    # Postfix's %u is the local part and %s the whole address: Dovecot's %n and %u.
+    filter=${LDAP_QUERY_FILTER_USER//%u/%n}
+    filter=${filter//%s/%u}
+  else
+    filter='(&(mail=%u)(mailEnabled=TRUE))'
+  fi
+
+  local starttls=no
+  if [ "${LDAP_START_TLS:-no}" = "yes" ] || [ "${DOVECOT_TLS:-no}" = "yes" ]; then
+    starttls=yes
+  fi
+
+  setting account_source ldap
+  setting ldap_uris "$uri"
+  setting ldap_base "$LDAP_SEARCH_BASE"
+  if [ -n "${LDAP_BIND_DN:-}" ]; then
+    setting ldap_bind_dn "$LDAP_BIND_DN"
+    setting ldap_bind_password "${LDAP_BIND_PW:-}"
+  fi
+  setting ldap_user_filter "$filter"
+  setting ldap_starttls "$starttls"
+}
+
 umask 077
 temporary=$(mktemp "$(dirname "$output")/.oauth2-bridge.conf.XXXXXX")
 trap 'rm -f "$temporary"' EXIT
@@ -59,8 +103,12 @@ trap 'rm -f "$temporary"' EXIT
   setting introspection_url "$OAUTH2_INTROSPECTION_URL"
   setting introspection_mode "${OAUTH2_INTROSPECTION_MODE:-auth}"
   setting username_attribute "${OAUTH2_USERNAME_ATTRIBUTE:-email}"
-  setting account_source postfix-accounts
-  setting account_file "${OAUTH2_BRIDGE_ACCOUNT_FILE:-/tmp/docker-mailserver/postfix-accounts.cf}"
+  if [ "${ACCOUNT_PROVISIONER:-FILE}" = "LDAP" ]; then
+    ldap_settings
+  else
+    setting account_source postfix-accounts
+    setting account_file "${OAUTH2_BRIDGE_ACCOUNT_FILE:-/tmp/docker-mailserver/postfix-accounts.cf}"
+  fi
   if [ -n "${OAUTH2_TLS_CA_CERT_FILE:-}" ]; then
     setting tls_ca_cert_file "$OAUTH2_TLS_CA_CERT_FILE"
   fi

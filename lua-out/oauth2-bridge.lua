@@ -87,17 +87,17 @@ local function __TS__Class(self)
     return c
 end
 
+local function __TS__New(target, ...)
+    local instance = setmetatable({}, target.prototype)
+    instance:____constructor(...)
+    return instance
+end
+
 local function __TS__StringStartsWith(self, searchString, position)
     if position == nil or position < 0 then
         position = 0
     end
     return string.sub(self, position + 1, #searchString + position) == searchString
-end
-
-local function __TS__New(target, ...)
-    local instance = setmetatable({}, target.prototype)
-    instance:____constructor(...)
-    return instance
 end
 
 local function __TS__ClassExtends(target, base)
@@ -474,6 +474,13 @@ local function __TS__ObjectKeys(obj)
     return result
 end
 
+local function __TS__StringEndsWith(self, searchString, endPosition)
+    if endPosition == nil or endPosition > #self then
+        endPosition = #self
+    end
+    return string.sub(self, endPosition - #searchString + 1, endPosition) == searchString
+end
+
 local function __TS__ArraySome(self, callbackfn, thisArg)
     for i = 1, #self do
         if callbackfn(thisArg, self[i], i - 1, self) then
@@ -518,37 +525,30 @@ local function __TS__ArrayPush(self, ...)
     return len
 end
 
-local function __TS__StringEndsWith(self, searchString, endPosition)
-    if endPosition == nil or endPosition > #self then
-        endPosition = #self
-    end
-    return string.sub(self, endPosition - #searchString + 1, endPosition) == searchString
-end
-
 return {
   __TS__StringIncludes = __TS__StringIncludes,
   __TS__ArraySort = __TS__ArraySort,
   __TS__ArraySlice = __TS__ArraySlice,
   __TS__Class = __TS__Class,
+  __TS__New = __TS__New,
   __TS__StringStartsWith = __TS__StringStartsWith,
+  __TS__ClassExtends = __TS__ClassExtends,
   Error = Error,
   RangeError = RangeError,
   ReferenceError = ReferenceError,
   SyntaxError = SyntaxError,
   TypeError = TypeError,
   URIError = URIError,
-  __TS__ClassExtends = __TS__ClassExtends,
-  __TS__New = __TS__New,
   Map = Map,
   __TS__ObjectEntries = __TS__ObjectEntries,
   __TS__Iterator = __TS__Iterator,
   __TS__ArrayIncludes = __TS__ArrayIncludes,
   __TS__ObjectKeys = __TS__ObjectKeys,
+  __TS__StringEndsWith = __TS__StringEndsWith,
   __TS__ArraySome = __TS__ArraySome,
   __TS__ObjectAssign = __TS__ObjectAssign,
   __TS__ArrayFilter = __TS__ArrayFilter,
-  __TS__ArrayPush = __TS__ArrayPush,
-  __TS__StringEndsWith = __TS__StringEndsWith
+  __TS__ArrayPush = __TS__ArrayPush
 }
  end,
 ["claims"] = function(...) 
@@ -667,10 +667,6 @@ local ____claims = require("claims")
 local claimNames = ____claims.claimNames
 local jsonTypeName = ____claims.jsonTypeName
 local lookupClaim = ____claims.lookupClaim
-function findLastAt(value)
-    local position = string.find(value, "@[^@]*$")
-    return position
-end
 --- Lowers ASCII letters only. The explicit [A-Z] class, unlike %u, does not depend on the locale.
 function ____exports.normalizeName(name)
     return (string.gsub(
@@ -679,10 +675,12 @@ function ____exports.normalizeName(name)
         function(letter) return string.char(string.byte(letter) + 32) end
     ))
 end
---- Expands a Dovecot-style username_format (%u, %n, %d, with an optional L modifier that lowers
--- the value, and %% for a percent sign) for one claim value. Returns the result, or undefined
--- and the problem.
-function ____exports.expandUsernameFormat(format, value)
+--- Expands %u (the whole value), %n (the part before the last
+-- 
+-- @ ) and %d (the part after it), each
+-- optionally as %Lu, %Ln, %Ld to lower it, and %% in `template`. Each part passes through
+-- `transform` (for example LDAP filter escaping) after lowering.
+function ____exports.expandVariables(template, value, transform)
     local at = findLastAt(value)
     local parts = {
         u = value,
@@ -692,7 +690,7 @@ function ____exports.expandUsernameFormat(format, value)
     local problem = nil
     local sawVariable = false
     local expanded = string.gsub(
-        format,
+        template,
         "%%(L?)(.?)",
         function(modifier, variable)
             if modifier == "" and variable == "%" then
@@ -704,7 +702,7 @@ function ____exports.expandUsernameFormat(format, value)
                 return ""
             end
             sawVariable = true
-            return modifier == "L" and ____exports.normalizeName(part) or part
+            return transform(modifier == "L" and ____exports.normalizeName(part) or part)
         end
     )
     if problem ~= nil then
@@ -714,6 +712,20 @@ function ____exports.expandUsernameFormat(format, value)
         return nil, "contains no %u, %n or %d variable"
     end
     return expanded
+end
+function findLastAt(value)
+    local position = string.find(value, "@[^@]*$")
+    return position
+end
+--- Expands a Dovecot-style username_format (%u, %n, %d, with an optional L modifier that lowers
+-- the value, and %% for a percent sign) for one claim value. Returns the result, or undefined
+-- and the problem.
+function ____exports.expandUsernameFormat(format, value)
+    return ____exports.expandVariables(
+        format,
+        value,
+        function(part) return part end
+    )
 end
 --- Reads the identity claim from a decoded response. Only a non-empty string counts: numbers,
 -- booleans and tables are rejected by type, not by Lua truthiness. A missing claim's reason
@@ -736,104 +748,6 @@ function ____exports.readIdentityClaim(claims, attribute)
         return {ok = false, reason = ("claim " .. attribute) .. " is empty"}
     end
     return {ok = true, name = value}
-end
-return ____exports
- end,
-["accounts"] = function(...) 
-local ____lualib = require("lualib_bundle")
-local __TS__Class = ____lualib.__TS__Class
-local __TS__StringStartsWith = ____lualib.__TS__StringStartsWith
-local ____exports = {}
-local fingerprintOf, sameFingerprint
-local lfs = require("lfs")
-local ____identity = require("identity")
-local normalizeName = ____identity.normalizeName
-function fingerprintOf(attributes)
-    return {
-        dev = attributes.dev,
-        ino = attributes.ino,
-        size = attributes.size,
-        modification = attributes.modification,
-        change = attributes.change
-    }
-end
-function sameFingerprint(a, b)
-    return a.dev == b.dev and a.ino == b.ino and a.size == b.size and a.modification == b.modification and a.change == b.change
-end
---- docker-mailserver's postfix-accounts.cf: one `address|password-hash` line per mailbox, with
--- optional further `|` fields, `#` comments and blank lines. The file is read again only when
--- its inode, size or times change. Aliases live in postfix-virtual.cf and are not accounts.
-____exports.PostfixAccountsFile = __TS__Class()
-local PostfixAccountsFile = ____exports.PostfixAccountsFile
-PostfixAccountsFile.name = "PostfixAccountsFile"
-function PostfixAccountsFile.prototype.____constructor(self, path)
-    self.path = path
-    self.names = {}
-    self.count = 0
-    self.racy = true
-end
-function PostfixAccountsFile.prototype.lookup(self, name, onReload)
-    local reloadProblem = self:refresh(onReload)
-    if reloadProblem ~= nil then
-        return {status = "unavailable", reason = reloadProblem}
-    end
-    return self.names[normalizeName(name)] ~= nil and ({status = "found"}) or ({status = "missing"})
-end
-function PostfixAccountsFile.prototype.refresh(self, onReload)
-    local attributes, statError = lfs.attributes(self.path)
-    if attributes == nil then
-        return (("cannot read " .. self.path) .. ": ") .. statError
-    end
-    local current = fingerprintOf(attributes)
-    if not self.racy and self.fingerprint ~= nil and sameFingerprint(self.fingerprint, current) then
-        return nil
-    end
-    local file, openError = io.open(self.path, "r")
-    if file == nil then
-        return (("cannot read " .. self.path) .. ": ") .. openError
-    end
-    local text = file:read("a")
-    file:close()
-    if text == nil then
-        return "cannot read " .. self.path
-    end
-    local previousCount = self.count
-    local changed = self.fingerprint == nil or not sameFingerprint(self.fingerprint, current)
-    local report = self:load(text)
-    self.fingerprint = current
-    self.racy = current.modification >= os.time() - 1 or current.change >= os.time() - 1
-    if changed or report.accounts ~= previousCount then
-        if onReload ~= nil then
-            onReload(report)
-        end
-    end
-    return nil
-end
-function PostfixAccountsFile.prototype.load(self, text)
-    local names = {}
-    local malformedLines = {}
-    local accounts = 0
-    local lineNumber = 0
-    for line in string.gmatch(text .. "\n", "([^\n]*)\n") do
-        do
-            lineNumber = lineNumber + 1
-            local trimmed = (string.match(line, "^%s*(.-)%s*$")) or ""
-            if trimmed == "" or __TS__StringStartsWith(trimmed, "#") then
-                goto __continue12
-            end
-            local address = string.match(trimmed, "^([^|%s]+@[^|%s]+)|")
-            if address == nil then
-                malformedLines[#malformedLines + 1] = lineNumber
-                goto __continue12
-            end
-            names[normalizeName(address)] = true
-            accounts = accounts + 1
-        end
-        ::__continue12::
-    end
-    self.names = names
-    self.count = accounts
-    return {accounts = accounts, malformedLines = malformedLines}
 end
 return ____exports
  end,
@@ -984,8 +898,17 @@ ____exports.KEYS = {
         max = 16777216,
         description = "largest response body accepted from the identity provider, in bytes"
     },
-    account_source = {kind = "string", defaultValue = "postfix-accounts", choices = {"postfix-accounts"}, description = "where the list of mailboxes comes from"},
-    account_file = {kind = "path", defaultValue = "/tmp/docker-mailserver/postfix-accounts.cf", description = "docker-mailserver's account file, one address|hash line per mailbox"}
+    account_source = {kind = "string", defaultValue = "postfix-accounts", choices = {"postfix-accounts", "passwd-file", "ldap"}, description = "where the list of mailboxes comes from"},
+    account_file = {kind = "string", defaultValue = "/tmp/docker-mailserver/postfix-accounts.cf", description = "account file for the postfix-accounts and passwd-file sources"},
+    ldap_uris = {kind = "list", description = "space-separated LDAP server URIs (ldap:// or ldaps://), tried in order"},
+    ldap_base = {kind = "string", description = "search base for the user filter"},
+    ldap_bind_dn = {kind = "string", description = "DN to bind as; anonymous when unset"},
+    ldap_bind_password = {kind = "string", secret = true, description = "password of ldap_bind_dn"},
+    ldap_bind_password_file = {kind = "path", description = "file whose first line is the password of ldap_bind_dn"},
+    ldap_user_filter = {kind = "string", defaultValue = "(&(mail=%u)(mailEnabled=TRUE))", description = "filter that finds the mailbox's entry; %u, %n and %d are escaped per RFC 4515"},
+    ldap_disabled_filter = {kind = "string", description = "filter that marks a found entry as disabled, e.g. (mailEnabled=FALSE)"},
+    ldap_scope = {kind = "string", defaultValue = "subtree", choices = {"base", "onelevel", "subtree"}, description = "search scope below ldap_base"},
+    ldap_starttls = {kind = "boolean", defaultValue = "no", description = "upgrade ldap:// connections with StartTLS and require it to succeed"}
 }
 --- Keys of Dovecot's oauth2 driver that this version does not implement.
 ____exports.DOVECOT_ONLY_KEYS = {
@@ -1005,6 +928,392 @@ ____exports.DOVECOT_ONLY_KEYS = {
     "user_agent",
     "debug"
 }
+return ____exports
+ end,
+["verdict"] = function(...) 
+local ____exports = {}
+function ____exports.refuse(result, reason)
+    return {ok = false, result = result, reason = reason}
+end
+return ____exports
+ end,
+["ldap-accounts"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__Class = ____lualib.__TS__Class
+local ____exports = {}
+local ____identity = require("identity")
+local expandVariables = ____identity.expandVariables
+local normalizeName = ____identity.normalizeName
+--- Loads lua-ldap on first use, so installs that keep accounts in files need not have it.
+local function loadLualdap()
+    local moduleName = "lualdap"
+    return require(moduleName)
+end
+--- Escapes a value for an LDAP search filter (RFC 4515 section 3): `*`, `(`, `)`, `\` and NUL
+-- become \2a, \28, \29, \5c and \00, so a login name cannot change the filter's structure.
+function ____exports.escapeFilterValue(value)
+    return (string.gsub(
+        value,
+        "[%*%(%)\\%z]",
+        function(character) return string.format(
+            "\\%02x",
+            string.byte(character)
+        ) end
+    ))
+end
+--- Expands %u, %n and %d (and %Lu, %Ln, %Ld) in a filter template with escaped parts of `name`.
+function ____exports.expandFilter(template, name)
+    return expandVariables(template, name, ____exports.escapeFilterValue)
+end
+____exports.LdapAccounts = __TS__Class()
+local LdapAccounts = ____exports.LdapAccounts
+LdapAccounts.name = "LdapAccounts"
+function LdapAccounts.prototype.____constructor(self, settings)
+    self.settings = settings
+    self.location = ((table.concat(settings.ldap_uris, " ") .. " (") .. settings.ldap_base) .. ")"
+end
+function LdapAccounts.prototype.check(self)
+    local base = self:search(self.settings.ldap_base, "base", "(objectClass=*)")
+    if not base.ok then
+        return base.error
+    end
+    if #base.dns == 0 then
+        return ("ldap_base " .. self.settings.ldap_base) .. " was not found, or ldap_bind_dn may not read it"
+    end
+    return nil
+end
+function LdapAccounts.prototype.lookup(self, name, log)
+    local filter, problem = ____exports.expandFilter(
+        self.settings.ldap_user_filter,
+        normalizeName(name)
+    )
+    if filter == nil then
+        return {status = "unavailable", reason = "ldap_user_filter " .. problem}
+    end
+    local found = self:searchWithRetry(self.settings.ldap_base, self.settings.ldap_scope, filter, log)
+    if not found.ok then
+        return {status = "unavailable", reason = "LDAP search failed: " .. found.error}
+    end
+    if #found.dns == 0 then
+        return {status = "missing"}
+    end
+    if #found.dns > 1 then
+        return {status = "unavailable", reason = "LDAP search found more than one entry for the login name"}
+    end
+    log:debug("LDAP entry found: " .. found.dns[1])
+    local disabledFilter = self.settings.ldap_disabled_filter
+    if disabledFilter == nil then
+        return {status = "found"}
+    end
+    local disabled = self:searchWithRetry(found.dns[1], "base", disabledFilter, log)
+    if not disabled.ok then
+        return {status = "unavailable", reason = "LDAP search failed: " .. disabled.error}
+    end
+    return #disabled.dns > 0 and ({status = "disabled"}) or ({status = "found"})
+end
+function LdapAccounts.prototype.searchWithRetry(self, base, scope, filter, log)
+    local reused = self.connection ~= nil
+    local first = self:search(base, scope, filter)
+    if first.ok or not reused then
+        return first
+    end
+    log:info(("LDAP search failed on the kept connection (" .. first.error) .. "), reconnecting")
+    return self:search(base, scope, filter)
+end
+function LdapAccounts.prototype.search(self, base, scope, filter)
+    local connected = self:connect()
+    if not connected.ok then
+        return connected
+    end
+    local connection = connected.connection
+    local dns = {}
+    local readError = nil
+    local completed, searchError = pcall(function()
+        local next = connection:search({
+            base = base,
+            scope = scope,
+            filter = filter,
+            attrs = {"1.1"},
+            sizelimit = 2
+        })
+        while true do
+            local dn, message = next()
+            if dn == nil then
+                readError = message
+                break
+            end
+            dns[#dns + 1] = dn
+        end
+    end)
+    if not completed or readError ~= nil then
+        self:disconnect()
+        return {
+            ok = false,
+            error = completed and tostring(readError) or tostring(searchError)
+        }
+    end
+    return {ok = true, dns = dns}
+end
+function LdapAccounts.prototype.connect(self)
+    if self.connection ~= nil then
+        return {ok = true, connection = self.connection}
+    end
+    local errors = {}
+    for ____, uri in ipairs(self.settings.ldap_uris) do
+        local completed, result = pcall(function()
+            local connection, openError = loadLualdap().open_simple(uri, self.settings.ldap_bind_dn, self.settings.ldap_bind_password, self.settings.ldap_starttls)
+            return {connection = connection, openError = openError}
+        end)
+        if completed and result.connection ~= nil then
+            self.connection = result.connection
+            return {ok = true, connection = result.connection}
+        end
+        errors[#errors + 1] = (uri .. ": ") .. (completed and tostring(result.openError) or tostring(result))
+    end
+    return {
+        ok = false,
+        error = "cannot connect: " .. table.concat(errors, "; ")
+    }
+end
+function LdapAccounts.prototype.disconnect(self)
+    local connection = self.connection
+    self.connection = nil
+    if connection ~= nil then
+        pcall(function() return connection:close() end)
+    end
+end
+return ____exports
+ end,
+["accounts"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__New = ____lualib.__TS__New
+local ____exports = {}
+local ____account_2Dfile = require("account-file")
+local PasswdFile = ____account_2Dfile.PasswdFile
+local PostfixAccountsFile = ____account_2Dfile.PostfixAccountsFile
+local ____ldap_2Daccounts = require("ldap-accounts")
+local LdapAccounts = ____ldap_2Daccounts.LdapAccounts
+--- Builds the account source that the settings name.
+function ____exports.createAccountSource(settings)
+    repeat
+        local ____switch3 = settings.account_source
+        local ____cond3 = ____switch3 == "postfix-accounts"
+        if ____cond3 then
+            return __TS__New(PostfixAccountsFile, settings.account_file)
+        end
+        ____cond3 = ____cond3 or ____switch3 == "passwd-file"
+        if ____cond3 then
+            return __TS__New(PasswdFile, settings.account_file)
+        end
+        ____cond3 = ____cond3 or ____switch3 == "ldap"
+        if ____cond3 then
+            return __TS__New(LdapAccounts, settings)
+        end
+    until true
+end
+return ____exports
+ end,
+["name-set"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__Class = ____lualib.__TS__Class
+local ____exports = {}
+--- Names per bucket on average; a lookup scans one bucket string of about this many names.
+local NAMES_PER_BUCKET = 16
+local MIN_BUCKETS = 64
+--- FNV-1a, 32 bits: cheap in Lua and spreads similar names (user1, user2, ...) well.
+local function hashName(name)
+    local hash = 2166136261
+    do
+        local index = 1
+        while index <= #name do
+            hash = (hash ~ string.byte(name, index)) * 16777619 & 4294967295
+            index = index + 1
+        end
+    end
+    return hash
+end
+____exports.NameSet = __TS__Class()
+local NameSet = ____exports.NameSet
+NameSet.name = "NameSet"
+function NameSet.prototype.____constructor(self, names)
+    self.buckets = {}
+    local bucketCount = MIN_BUCKETS
+    while bucketCount * NAMES_PER_BUCKET < #names do
+        bucketCount = bucketCount * 2
+    end
+    self.mask = bucketCount - 1
+    local grouped = {}
+    local seen = {}
+    local size = 0
+    for ____, name in ipairs(names) do
+        do
+            if seen[name] ~= nil then
+                goto __continue7
+            end
+            seen[name] = true
+            size = size + 1
+            local index = hashName(name) & self.mask
+            local group = grouped[index]
+            if group == nil then
+                grouped[index] = {name}
+            else
+                group[#group + 1] = name
+            end
+        end
+        ::__continue7::
+    end
+    for index, group in pairs(grouped) do
+        self.buckets[index] = ("\n" .. table.concat(group, "\n")) .. "\n"
+    end
+    self.size = size
+end
+function NameSet.prototype.has(self, name)
+    if name == "" or (string.find(name, "[\n\r%z]")) ~= nil then
+        return false
+    end
+    local bucket = self.buckets[hashName(name) & self.mask]
+    return bucket ~= nil and (string.find(bucket, ("\n" .. name) .. "\n", 1, true)) ~= nil
+end
+return ____exports
+ end,
+["account-file"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__Class = ____lualib.__TS__Class
+local __TS__New = ____lualib.__TS__New
+local __TS__ArraySlice = ____lualib.__TS__ArraySlice
+local __TS__StringStartsWith = ____lualib.__TS__StringStartsWith
+local __TS__ClassExtends = ____lualib.__TS__ClassExtends
+local ____exports = {}
+local fingerprintOf, sameFingerprint
+local lfs = require("lfs")
+local ____identity = require("identity")
+local normalizeName = ____identity.normalizeName
+local ____name_2Dset = require("name-set")
+local NameSet = ____name_2Dset.NameSet
+function fingerprintOf(attributes)
+    return {
+        dev = attributes.dev,
+        ino = attributes.ino,
+        size = attributes.size,
+        modification = attributes.modification,
+        change = attributes.change
+    }
+end
+function sameFingerprint(a, b)
+    return a.dev == b.dev and a.ino == b.ino and a.size == b.size and a.modification == b.modification and a.change == b.change
+end
+--- A file with one account per line, `#` comments and blank lines. A file caught half-written
+-- never yields a wrong name: a line is an account only when its field separator follows the
+-- name, so a cut-off last line is skipped as malformed.
+____exports.AccountFile = __TS__Class()
+local AccountFile = ____exports.AccountFile
+AccountFile.name = "AccountFile"
+function AccountFile.prototype.____constructor(self, path, parseLine)
+    self.path = path
+    self.parseLine = parseLine
+    self.names = __TS__New(NameSet, {})
+    self.racy = true
+    self.location = path
+end
+function AccountFile.prototype.lookup(self, name, log)
+    local reloadProblem = self:refresh(function(report)
+        log:info(((("Account list loaded from " .. self.path) .. ": ") .. tostring(report.accounts)) .. " accounts")
+        if #report.malformedLines > 0 then
+            local lines = table.concat(
+                __TS__ArraySlice(report.malformedLines, 0, 10),
+                ", "
+            )
+            log:warning((("Account list " .. self.path) .. ": skipped malformed lines ") .. lines)
+        end
+    end)
+    if reloadProblem ~= nil then
+        return {status = "unavailable", reason = reloadProblem}
+    end
+    return self.names:has(normalizeName(name)) and ({status = "found"}) or ({status = "missing"})
+end
+function AccountFile.prototype.check(self)
+    return self:refresh()
+end
+function AccountFile.prototype.refresh(self, onReload)
+    local attributes, statError = lfs.attributes(self.path)
+    if attributes == nil then
+        return (("cannot read " .. self.path) .. ": ") .. statError
+    end
+    local current = fingerprintOf(attributes)
+    if not self.racy and self.fingerprint ~= nil and sameFingerprint(self.fingerprint, current) then
+        return nil
+    end
+    local file, openError = io.open(self.path, "r")
+    if file == nil then
+        return (("cannot read " .. self.path) .. ": ") .. openError
+    end
+    local text = file:read("a")
+    file:close()
+    if text == nil then
+        return "cannot read " .. self.path
+    end
+    local previousCount = self.names.size
+    local changed = self.fingerprint == nil or not sameFingerprint(self.fingerprint, current)
+    local report = self:load(text)
+    self.fingerprint = current
+    self.racy = current.modification >= os.time() - 1 or current.change >= os.time() - 1
+    if changed or report.accounts ~= previousCount then
+        if onReload ~= nil then
+            onReload(report)
+        end
+    end
+    return nil
+end
+function AccountFile.prototype.load(self, text)
+    local names = {}
+    local malformedLines = {}
+    local lineNumber = 0
+    for line in string.gmatch(text .. "\n", "([^\n]*)\n") do
+        do
+            lineNumber = lineNumber + 1
+            local trimmed = (string.match(line, "^%s*(.-)%s*$")) or ""
+            if trimmed == "" or __TS__StringStartsWith(trimmed, "#") then
+                goto __continue15
+            end
+            local name = self.parseLine(trimmed)
+            if name == nil then
+                malformedLines[#malformedLines + 1] = lineNumber
+                goto __continue15
+            end
+            names[#names + 1] = normalizeName(name)
+        end
+        ::__continue15::
+    end
+    self.names = __TS__New(NameSet, names)
+    return {accounts = self.names.size, malformedLines = malformedLines}
+end
+--- docker-mailserver's postfix-accounts.cf: one `address|password-hash` line per mailbox, with
+-- optional further `|` fields. Aliases live in postfix-virtual.cf and are not accounts.
+____exports.PostfixAccountsFile = __TS__Class()
+local PostfixAccountsFile = ____exports.PostfixAccountsFile
+PostfixAccountsFile.name = "PostfixAccountsFile"
+__TS__ClassExtends(PostfixAccountsFile, ____exports.AccountFile)
+function PostfixAccountsFile.prototype.____constructor(self, path)
+    PostfixAccountsFile.____super.prototype.____constructor(
+        self,
+        path,
+        function(line) return (string.match(line, "^([^|%s]+@[^|%s]+)|")) end
+    )
+end
+--- Dovecot's passwd-file format: the user name before the first `:`. Do not use
+-- docker-mailserver's generated /etc/dovecot/userdb here: with quotas enabled it also lists
+-- aliases, each pointing at another person's mailbox.
+____exports.PasswdFile = __TS__Class()
+local PasswdFile = ____exports.PasswdFile
+PasswdFile.name = "PasswdFile"
+__TS__ClassExtends(PasswdFile, ____exports.AccountFile)
+function PasswdFile.prototype.____constructor(self, path)
+    PasswdFile.____super.prototype.____constructor(
+        self,
+        path,
+        function(line) return (string.match(line, "^([^:%s]+):")) end
+    )
+end
 return ____exports
  end,
 ["pass-attrs"] = function(...) 
@@ -1093,8 +1402,9 @@ local __TS__StringStartsWith = ____lualib.__TS__StringStartsWith
 local __TS__ArrayIncludes = ____lualib.__TS__ArrayIncludes
 local __TS__ObjectKeys = ____lualib.__TS__ObjectKeys
 local __TS__ArraySort = ____lualib.__TS__ArraySort
+local __TS__StringEndsWith = ____lualib.__TS__StringEndsWith
 local ____exports = {}
-local parseLines, checkKnownKey, convertValue, checkReadableFile, moveUrlCredentials, checkCrossFieldRules, splitWords, trim, unquote
+local parseLines, checkKnownKey, convertValue, checkReadableFile, moveUrlCredentials, checkAccountSource, readFirstLine, checkCrossFieldRules, splitWords, trim, unquote
 local lfs = require("lfs")
 local ____identity = require("identity")
 local expandUsernameFormat = ____identity.expandUsernameFormat
@@ -1107,7 +1417,8 @@ local ____url = require("url")
 local parseUrl = ____url.parseUrl
 --- Parses and validates settings text. `origin` names the file in error messages.
 function ____exports.parseSettings(text, origin)
-    local raw = parseLines(text, origin)
+    local explicit = parseLines(text, origin)
+    local raw = __TS__New(Map, explicit)
     if not raw:has("introspection_url") and not raw:has("tokeninfo_url") and not raw:has("openid_configuration_url") then
         error(
             __TS__New(____exports.SettingsError, ((origin .. ": introspection_url is missing. Set it to the identity provider's userinfo URL, ") .. "e.g. introspection_url = https://idp.example.com/application/o/userinfo/, ") .. "or set tokeninfo_url or openid_configuration_url"),
@@ -1135,6 +1446,7 @@ function ____exports.parseSettings(text, origin)
         values[key] = convertValue(key, KEYS[key], value, origin)
     end
     moveUrlCredentials(values, origin)
+    checkAccountSource(values, explicit, origin)
     checkCrossFieldRules(values, origin)
     return values
 end
@@ -1317,6 +1629,65 @@ function moveUrlCredentials(values, origin)
     end
     values.client_id = url.credentials.user
     values.client_secret = url.credentials.password
+end
+function checkAccountSource(values, explicit, origin)
+    local source = values.account_source
+    local function fail(message)
+        error(
+            __TS__New(____exports.SettingsError, (origin .. ": ") .. message),
+            0
+        )
+    end
+    if source ~= "ldap" then
+        for ____, key in __TS__Iterator(explicit:keys()) do
+            if __TS__StringStartsWith(key, "ldap_") then
+                fail((((key .. " is set, but account_source = ") .. source) .. ". Set account_source = ldap, or remove ") .. key)
+            end
+        end
+        if source == "passwd-file" and not explicit:has("account_file") then
+            fail("account_source = passwd-file needs account_file, the path of the passwd-file")
+        end
+        checkReadableFile(
+            values.account_file,
+            function(problem, fix) return fail((((("account_file = \"" .. tostring(values.account_file)) .. "\" ") .. problem) .. ". ") .. fix) end
+        )
+        return
+    end
+    if #values.ldap_uris == 0 then
+        fail("account_source = ldap needs ldap_uris, e.g. ldap_uris = ldap://ldap.example.com")
+    end
+    for ____, uri in ipairs(values.ldap_uris) do
+        if (string.match(uri, "^ldaps?://[^%s]+$")) == nil then
+            fail(("ldap_uris contains \"" .. uri) .. "\", which is not an ldap:// or ldaps:// URI")
+        end
+    end
+    if values.ldap_base == nil then
+        fail("account_source = ldap needs ldap_base, e.g. ldap_base = ou=people,dc=example,dc=com")
+    end
+    if values.ldap_bind_password ~= nil and values.ldap_bind_password_file ~= nil then
+        fail("ldap_bind_password and ldap_bind_password_file are both set. Keep one of them")
+    end
+    if values.ldap_bind_password_file ~= nil then
+        values.ldap_bind_password = readFirstLine(values.ldap_bind_password_file)
+    end
+    for ____, key in ipairs({"ldap_user_filter", "ldap_disabled_filter"}) do
+        local filter = values[key]
+        if filter ~= nil and not (__TS__StringStartsWith(filter, "(") and __TS__StringEndsWith(filter, ")")) then
+            fail(((key .. " = \"") .. filter) .. "\" is not an LDAP filter. Wrap it in parentheses, e.g. (mail=%u)")
+        end
+    end
+    local ____, problem = expandUsernameFormat(values.ldap_user_filter, "user@example.com")
+    if problem ~= nil then
+        fail(("ldap_user_filter " .. problem) .. ". Use %u for the login name, or %n and %d for its parts")
+    end
+end
+function readFirstLine(path)
+    local file = io.open(path, "r")
+    local line = file and file:read("l")
+    if file ~= nil then
+        file:close()
+    end
+    return line or ""
 end
 function checkCrossFieldRules(settings, origin)
     local function fail(message)
@@ -1652,13 +2023,6 @@ function ____exports.decodeObject(text)
         end
     end
     return {ok = true, object = result, nullMembers = nullMembers}
-end
-return ____exports
- end,
-["verdict"] = function(...) 
-local ____exports = {}
-function ____exports.refuse(result, reason)
-    return {ok = false, result = result, reason = reason}
 end
 return ____exports
  end,
@@ -2071,8 +2435,6 @@ end
 return ____exports
  end,
 ["passdb"] = function(...) 
-local ____lualib = require("lualib_bundle")
-local __TS__ArraySlice = ____lualib.__TS__ArraySlice
 local ____exports = {}
 local introspectionEndpoint, askEndpoint, mergeClaims, checkIdentity, checkAccount
 local ____claims = require("claims")
@@ -2233,27 +2595,27 @@ function checkIdentity(settings, claims, user, log)
     return nil
 end
 function checkAccount(accounts, user, log)
-    local found = accounts:lookup(
-        user,
-        function(report)
-            log:info(((("Account list loaded from " .. accounts.path) .. ": ") .. tostring(report.accounts)) .. " accounts")
-            if #report.malformedLines > 0 then
-                local lines = table.concat(
-                    __TS__ArraySlice(report.malformedLines, 0, 10),
-                    ", "
-                )
-                log:warning((("Account list " .. accounts.path) .. ": skipped malformed lines ") .. lines)
-            end
+    local found = accounts:lookup(user, log)
+    repeat
+        local ____switch32 = found.status
+        local ____cond32 = ____switch32 == "unavailable"
+        if ____cond32 then
+            return refuse("INTERNAL_FAILURE", "Account list unavailable: " .. found.reason)
         end
-    )
-    if found.status == "unavailable" then
-        return refuse("INTERNAL_FAILURE", "Account list unavailable: " .. found.reason)
-    end
-    if found.status == "missing" then
-        return refuse("USER_UNKNOWN", "No mailbox for the login name in " .. accounts.path)
-    end
-    log:debug("Mailbox found in " .. accounts.path)
-    return nil
+        ____cond32 = ____cond32 or ____switch32 == "missing"
+        if ____cond32 then
+            return refuse("USER_UNKNOWN", "No mailbox for the login name in " .. accounts.location)
+        end
+        ____cond32 = ____cond32 or ____switch32 == "disabled"
+        if ____cond32 then
+            return refuse("USER_DISABLED", "Mailbox is disabled in " .. accounts.location)
+        end
+        ____cond32 = ____cond32 or ____switch32 == "found"
+        if ____cond32 then
+            log:debug("Mailbox found in " .. accounts.location)
+            return nil
+        end
+    until true
 end
 local B64TOKEN_PATTERN = "^[%w%-%._~%+/]+=*$"
 --- Decides one login attempt. Expected denials are returned; only broken invariants raise.
@@ -2298,7 +2660,7 @@ local __TS__New = ____lualib.__TS__New
 local ____exports = {}
 local decision, resultCode, requestLogger, formatError
 local ____accounts = require("accounts")
-local PostfixAccountsFile = ____accounts.PostfixAccountsFile
+local createAccountSource = ____accounts.createAccountSource
 local ____config = require("config")
 local DEFAULT_SETTINGS_PATH = ____config.DEFAULT_SETTINGS_PATH
 local loadSettings = ____config.loadSettings
@@ -2371,10 +2733,10 @@ function ____exports.scriptInit()
         )
     end
     local settings = settingsOrError
-    local accounts = __TS__New(PostfixAccountsFile, settings.account_file)
-    local problem = accounts:refresh()
+    local accounts = createAccountSource(settings)
+    local problem = accounts:check()
     if problem ~= nil then
-        error(("oauth2-bridge: account_file: " .. problem) .. ". Check the path and its permissions", 0)
+        error(((("oauth2-bridge: account_source = " .. settings.account_source) .. ": ") .. problem) .. ". Check the account settings", 0)
     end
     local ____temp_0
     if settings.openid_configuration_url == nil then
@@ -2426,7 +2788,8 @@ end
 _G.script_init = ____exports.scriptInit
 _G.script_deinit = ____exports.scriptDeinit
 _G.auth_password_verify = ____exports.authPasswordVerify
-____exports.accounts = require("accounts")
+____exports.accounts = require("account-file")
+____exports.ldapAccounts = require("ldap-accounts")
 ____exports.config = require("config")
 ____exports.identity = require("identity")
 ____exports.json = require("json")

@@ -32,7 +32,8 @@ export function loadSettings(path: string): Settings {
 
 /** Parses and validates settings text. `origin` names the file in error messages. */
 export function parseSettings(text: string, origin: string): Settings {
-  const raw = parseLines(text, origin);
+  const explicit = parseLines(text, origin);
+  const raw = new Map(explicit);
 
   if (!raw.has("introspection_url") && !raw.has("tokeninfo_url") && !raw.has("openid_configuration_url")) {
     throw new SettingsError(
@@ -58,6 +59,7 @@ export function parseSettings(text: string, origin: string): Settings {
     values[key] = convertValue(key, KEYS[key], value, origin);
   }
   moveUrlCredentials(values, origin);
+  checkAccountSource(values, explicit, origin);
   checkCrossFieldRules(values as unknown as Settings, origin);
   return values as unknown as Settings;
 }
@@ -196,6 +198,64 @@ function moveUrlCredentials(values: { [key: string]: unknown }, origin: string):
   }
   values.client_id = url.credentials.user;
   values.client_secret = url.credentials.password;
+}
+
+/** Checks the settings of the chosen account source, and reads the LDAP password file. */
+function checkAccountSource(values: { [key: string]: unknown }, explicit: Map<string, string>, origin: string): void {
+  const source = values.account_source as Settings["account_source"];
+  const fail = (message: string): never => {
+    throw new SettingsError(`${origin}: ${message}`);
+  };
+
+  if (source !== "ldap") {
+    for (const key of explicit.keys()) {
+      if (key.startsWith("ldap_")) {
+        fail(`${key} is set, but account_source = ${source}. Set account_source = ldap, or remove ${key}`);
+      }
+    }
+    if (source === "passwd-file" && !explicit.has("account_file")) {
+      fail("account_source = passwd-file needs account_file, the path of the passwd-file");
+    }
+    checkReadableFile(values.account_file as string, (problem, fix) =>
+      fail(`account_file = "${values.account_file}" ${problem}. ${fix}`),
+    );
+    return;
+  }
+
+  if ((values.ldap_uris as string[]).length === 0) {
+    fail("account_source = ldap needs ldap_uris, e.g. ldap_uris = ldap://ldap.example.com");
+  }
+  for (const uri of values.ldap_uris as string[]) {
+    if (string.match(uri, "^ldaps?://[^%s]+$")[0] === undefined) {
+      fail(`ldap_uris contains "${uri}", which is not an ldap:// or ldaps:// URI`);
+    }
+  }
+  if (values.ldap_base === undefined) {
+    fail("account_source = ldap needs ldap_base, e.g. ldap_base = ou=people,dc=example,dc=com");
+  }
+  if (values.ldap_bind_password !== undefined && values.ldap_bind_password_file !== undefined) {
+    fail("ldap_bind_password and ldap_bind_password_file are both set. Keep one of them");
+  }
+  if (values.ldap_bind_password_file !== undefined) {
+    values.ldap_bind_password = readFirstLine(values.ldap_bind_password_file as string);
+  }
+  for (const key of ["ldap_user_filter", "ldap_disabled_filter"]) {
+    const filter = values[key] as string | undefined;
+    if (filter !== undefined && !(filter.startsWith("(") && filter.endsWith(")"))) {
+      fail(`${key} = "${filter}" is not an LDAP filter. Wrap it in parentheses, e.g. (mail=%u)`);
+    }
+  }
+  const [, problem] = expandUsernameFormat(values.ldap_user_filter as string, "user@example.com");
+  if (problem !== undefined) {
+    fail(`ldap_user_filter ${problem}. Use %u for the login name, or %n and %d for its parts`);
+  }
+}
+
+function readFirstLine(path: string): string {
+  const [file] = io.open(path, "r");
+  const line = file?.read("l");
+  file?.close();
+  return line ?? "";
 }
 
 function checkCrossFieldRules(settings: Settings, origin: string): void {

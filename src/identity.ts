@@ -22,6 +22,19 @@ export function expandUsernameFormat(
   format: string,
   value: string,
 ): LuaMultiReturn<[string] | [undefined, string]> {
+  return expandVariables(format, value, (part) => part);
+}
+
+/**
+ * Expands %u (the whole value), %n (the part before the last @) and %d (the part after it), each
+ * optionally as %Lu, %Ln, %Ld to lower it, and %% in `template`. Each part passes through
+ * `transform` (for example LDAP filter escaping) after lowering.
+ */
+export function expandVariables(
+  template: string,
+  value: string,
+  transform: (part: string) => string,
+): LuaMultiReturn<[string] | [undefined, string]> {
   const at = findLastAt(value);
   const parts: { [variable: string]: string } = {
     u: value,
@@ -31,7 +44,7 @@ export function expandUsernameFormat(
 
   let problem: string | undefined = undefined;
   let sawVariable = false;
-  const [expanded] = string.gsub(format, "%%(L?)(.?)", (modifier: string, variable: string) => {
+  const [expanded] = string.gsub(template, "%%(L?)(.?)", (modifier: string, variable: string) => {
     if (modifier === "" && variable === "%") {
       return "%";
     }
@@ -41,7 +54,7 @@ export function expandUsernameFormat(
       return "";
     }
     sawVariable = true;
-    return modifier === "L" ? normalizeName(part) : part;
+    return transform(modifier === "L" ? normalizeName(part) : part);
   });
 
   if (problem !== undefined) {

@@ -1,7 +1,7 @@
 // Entry module: the hooks that Dovecot's Lua passdb calls. They only wire the real
 // dependencies and translate results; the logic lives in the modules they delegate to.
 
-import { PostfixAccountsFile } from "./accounts";
+import { createAccountSource } from "./accounts";
 import { DEFAULT_SETTINGS_PATH, loadSettings, SETTINGS_PATH_VARIABLE } from "./config";
 import { Discovery } from "./discovery";
 import { httpRequest } from "./http";
@@ -25,10 +25,10 @@ export function scriptInit(): number {
   }
 
   const settings = settingsOrError;
-  const accounts = new PostfixAccountsFile(settings.account_file);
-  const problem = accounts.refresh();
+  const accounts = createAccountSource(settings);
+  const problem = accounts.check();
   if (problem !== undefined) {
-    error(`oauth2-bridge: account_file: ${problem}. Check the path and its permissions`, 0);
+    error(`oauth2-bridge: account_source = ${settings.account_source}: ${problem}. Check the account settings`, 0);
   }
 
   const discovery =
@@ -119,7 +119,8 @@ _G.script_deinit = scriptDeinit;
 _G.auth_password_verify = authPasswordVerify;
 
 // Exposed for the unit specs, which load the bundle with dofile. Dovecot ignores the chunk's value.
-export * as accounts from "./accounts";
+export * as accounts from "./account-file";
+export * as ldapAccounts from "./ldap-accounts";
 export * as config from "./config";
 export * as identity from "./identity";
 export * as json from "./json";

@@ -1,7 +1,7 @@
 // The decision for one login. OK only when all three hold: the identity provider accepted the
 // token, the token's identity is the login name, and the login name is a mailbox here.
 
-import { AccountLookup, AccountLoadReport } from "./accounts";
+import { AccountSource } from "./accounts";
 import { lookupClaim } from "./claims";
 import { Discovery } from "./discovery";
 import { Transport } from "./http";
@@ -12,11 +12,6 @@ import { Settings } from "./settings";
 import { appendToUrl, ParsedUrl } from "./url";
 import { queryIntrospection, queryTokenUrl, queryUserinfo, TokenClaims, ValidationResult } from "./validation";
 import { Logger, Refusal, refuse } from "./verdict";
-
-export interface AccountSource {
-  lookup(name: string, onReload?: (report: AccountLoadReport) => void): AccountLookup;
-  readonly path: string;
-}
 
 export interface Bridge {
   readonly settings: Settings;
@@ -161,20 +156,16 @@ function checkIdentity(
 }
 
 function checkAccount(accounts: AccountSource, user: string, log: Logger): Refusal | undefined {
-  const found = accounts.lookup(user, (report) => {
-    log.info(`Account list loaded from ${accounts.path}: ${report.accounts} accounts`);
-    if (report.malformedLines.length > 0) {
-      const lines = report.malformedLines.slice(0, 10).join(", ");
-      log.warning(`Account list ${accounts.path}: skipped malformed lines ${lines}`);
-    }
-  });
-
-  if (found.status === "unavailable") {
-    return refuse("INTERNAL_FAILURE", `Account list unavailable: ${found.reason}`);
+  const found = accounts.lookup(user, log);
+  switch (found.status) {
+    case "unavailable":
+      return refuse("INTERNAL_FAILURE", `Account list unavailable: ${found.reason}`);
+    case "missing":
+      return refuse("USER_UNKNOWN", `No mailbox for the login name in ${accounts.location}`);
+    case "disabled":
+      return refuse("USER_DISABLED", `Mailbox is disabled in ${accounts.location}`);
+    case "found":
+      log.debug(`Mailbox found in ${accounts.location}`);
+      return undefined;
   }
-  if (found.status === "missing") {
-    return refuse("USER_UNKNOWN", `No mailbox for the login name in ${accounts.path}`);
-  }
-  log.debug(`Mailbox found in ${accounts.path}`);
-  return undefined;
 }

@@ -38,8 +38,17 @@ export interface Settings {
   readonly tls_allow_invalid_cert: boolean;
   readonly timeout_msecs: number;
   readonly max_response_bytes: number;
-  readonly account_source: "postfix-accounts";
+  readonly account_source: "postfix-accounts" | "passwd-file" | "ldap";
   readonly account_file: string;
+  readonly ldap_uris: readonly string[];
+  readonly ldap_base: string;
+  readonly ldap_bind_dn?: string;
+  readonly ldap_bind_password?: string;
+  readonly ldap_bind_password_file?: string;
+  readonly ldap_user_filter: string;
+  readonly ldap_disabled_filter?: string;
+  readonly ldap_scope: "base" | "onelevel" | "subtree";
+  readonly ldap_starttls: boolean;
 }
 
 export type Kind = "url" | "string" | "list" | "boolean" | "integer" | "path" | "format" | "attributes";
@@ -197,13 +206,54 @@ export const KEYS: { readonly [key: string]: KeySpec } = {
   account_source: {
     kind: "string",
     defaultValue: "postfix-accounts",
-    choices: ["postfix-accounts"],
+    choices: ["postfix-accounts", "passwd-file", "ldap"],
     description: "where the list of mailboxes comes from",
   },
   account_file: {
-    kind: "path",
+    kind: "string",
     defaultValue: "/tmp/docker-mailserver/postfix-accounts.cf",
-    description: "docker-mailserver's account file, one address|hash line per mailbox",
+    description: "account file for the postfix-accounts and passwd-file sources",
+  },
+  ldap_uris: {
+    kind: "list",
+    description: "space-separated LDAP server URIs (ldap:// or ldaps://), tried in order",
+  },
+  ldap_base: {
+    kind: "string",
+    description: "search base for the user filter",
+  },
+  ldap_bind_dn: {
+    kind: "string",
+    description: "DN to bind as; anonymous when unset",
+  },
+  ldap_bind_password: {
+    kind: "string",
+    secret: true,
+    description: "password of ldap_bind_dn",
+  },
+  ldap_bind_password_file: {
+    kind: "path",
+    description: "file whose first line is the password of ldap_bind_dn",
+  },
+  ldap_user_filter: {
+    kind: "string",
+    defaultValue: "(&(mail=%u)(mailEnabled=TRUE))",
+    description: "filter that finds the mailbox's entry; %u, %n and %d are escaped per RFC 4515",
+  },
+  ldap_disabled_filter: {
+    kind: "string",
+    description: "filter that marks a found entry as disabled, e.g. (mailEnabled=FALSE)",
+  },
+  ldap_scope: {
+    kind: "string",
+    defaultValue: "subtree",
+    choices: ["base", "onelevel", "subtree"],
+    description: "search scope below ldap_base",
+  },
+  ldap_starttls: {
+    kind: "boolean",
+    defaultValue: "no",
+    description: "upgrade ldap:// connections with StartTLS and require it to succeed",
   },
 };
 
