@@ -980,7 +980,15 @@ function LdapAccounts.prototype.check(self)
     if #base.dns == 0 then
         return ("ldap_base " .. self.settings.ldap_base) .. " was not found, or ldap_bind_dn may not read it"
     end
-    return nil
+    local filter = ____exports.expandFilter(self.settings.ldap_user_filter, "start-up-check@invalid")
+    local probe = self:search(self.settings.ldap_base, self.settings.ldap_scope, filter or "")
+    local ____probe_ok_0
+    if probe.ok then
+        ____probe_ok_0 = nil
+    else
+        ____probe_ok_0 = "ldap_user_filter does not work: " .. probe.error
+    end
+    return ____probe_ok_0
 end
 function LdapAccounts.prototype.lookup(self, name, log)
     local filter, problem = ____exports.expandFilter(
@@ -1403,6 +1411,7 @@ local __TS__ArrayIncludes = ____lualib.__TS__ArrayIncludes
 local __TS__ObjectKeys = ____lualib.__TS__ObjectKeys
 local __TS__ArraySort = ____lualib.__TS__ArraySort
 local __TS__StringEndsWith = ____lualib.__TS__StringEndsWith
+local __TS__StringIncludes = ____lualib.__TS__StringIncludes
 local ____exports = {}
 local parseLines, checkKnownKey, convertValue, checkReadableFile, moveUrlCredentials, checkAccountSource, readFirstLine, checkCrossFieldRules, splitWords, trim, unquote
 local lfs = require("lfs")
@@ -1668,13 +1677,24 @@ function checkAccountSource(values, explicit, origin)
         fail("ldap_bind_password and ldap_bind_password_file are both set. Keep one of them")
     end
     if values.ldap_bind_password_file ~= nil then
-        values.ldap_bind_password = readFirstLine(values.ldap_bind_password_file)
+        local password = readFirstLine(values.ldap_bind_password_file)
+        if password == "" then
+            fail(("ldap_bind_password_file " .. tostring(values.ldap_bind_password_file)) .. " is empty. Put the password on its first line")
+        end
+        values.ldap_bind_password = password
+    end
+    if values.ldap_bind_password ~= nil and values.ldap_bind_dn == nil then
+        fail("a bind password is set but ldap_bind_dn is not. Set ldap_bind_dn, or remove the password")
     end
     for ____, key in ipairs({"ldap_user_filter", "ldap_disabled_filter"}) do
         local filter = values[key]
         if filter ~= nil and not (__TS__StringStartsWith(filter, "(") and __TS__StringEndsWith(filter, ")")) then
             fail(((key .. " = \"") .. filter) .. "\" is not an LDAP filter. Wrap it in parentheses, e.g. (mail=%u)")
         end
+    end
+    local disabledFilter = values.ldap_disabled_filter
+    if disabledFilter ~= nil and __TS__StringIncludes(disabledFilter, "%") then
+        fail((("ldap_disabled_filter = \"" .. disabledFilter) .. "\" contains %, but it is matched against the found ") .. "entry itself and takes no variables. Remove them, e.g. (mailEnabled=FALSE)")
     end
     local ____, problem = expandUsernameFormat(values.ldap_user_filter, "user@example.com")
     if problem ~= nil then
@@ -1687,7 +1707,7 @@ function readFirstLine(path)
     if file ~= nil then
         file:close()
     end
-    return line or ""
+    return (string.gsub(line or "", "\r$", ""))
 end
 function checkCrossFieldRules(settings, origin)
     local function fail(message)
@@ -2790,6 +2810,7 @@ _G.script_deinit = ____exports.scriptDeinit
 _G.auth_password_verify = ____exports.authPasswordVerify
 ____exports.accounts = require("account-file")
 ____exports.ldapAccounts = require("ldap-accounts")
+____exports.nameSet = require("name-set")
 ____exports.config = require("config")
 ____exports.identity = require("identity")
 ____exports.json = require("json")

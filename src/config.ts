@@ -237,7 +237,14 @@ function checkAccountSource(values: { [key: string]: unknown }, explicit: Map<st
     fail("ldap_bind_password and ldap_bind_password_file are both set. Keep one of them");
   }
   if (values.ldap_bind_password_file !== undefined) {
-    values.ldap_bind_password = readFirstLine(values.ldap_bind_password_file as string);
+    const password = readFirstLine(values.ldap_bind_password_file as string);
+    if (password === "") {
+      fail(`ldap_bind_password_file ${values.ldap_bind_password_file} is empty. Put the password on its first line`);
+    }
+    values.ldap_bind_password = password;
+  }
+  if (values.ldap_bind_password !== undefined && values.ldap_bind_dn === undefined) {
+    fail("a bind password is set but ldap_bind_dn is not. Set ldap_bind_dn, or remove the password");
   }
   for (const key of ["ldap_user_filter", "ldap_disabled_filter"]) {
     const filter = values[key] as string | undefined;
@@ -245,17 +252,25 @@ function checkAccountSource(values: { [key: string]: unknown }, explicit: Map<st
       fail(`${key} = "${filter}" is not an LDAP filter. Wrap it in parentheses, e.g. (mail=%u)`);
     }
   }
+  const disabledFilter = values.ldap_disabled_filter as string | undefined;
+  if (disabledFilter !== undefined && disabledFilter.includes("%")) {
+    fail(
+      `ldap_disabled_filter = "${disabledFilter}" contains %, but it is matched against the found ` +
+        "entry itself and takes no variables. Remove them, e.g. (mailEnabled=FALSE)",
+    );
+  }
   const [, problem] = expandUsernameFormat(values.ldap_user_filter as string, "user@example.com");
   if (problem !== undefined) {
     fail(`ldap_user_filter ${problem}. Use %u for the login name, or %n and %d for its parts`);
   }
 }
 
+/** Returns the file's first line without its line ending, CRLF included. */
 function readFirstLine(path: string): string {
   const [file] = io.open(path, "r");
   const line = file?.read("l");
   file?.close();
-  return line ?? "";
+  return string.gsub(line ?? "", "\r$", "")[0];
 }
 
 function checkCrossFieldRules(settings: Settings, origin: string): void {

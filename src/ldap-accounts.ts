@@ -54,7 +54,11 @@ export class LdapAccounts implements AccountSource {
     if (base.dns.length === 0) {
       return `ldap_base ${this.settings.ldap_base} was not found, or ldap_bind_dn may not read it`;
     }
-    return undefined;
+
+    // A malformed user filter would otherwise make every login a temporary failure.
+    const [filter] = expandFilter(this.settings.ldap_user_filter, "start-up-check@invalid");
+    const probe = this.search(this.settings.ldap_base, this.settings.ldap_scope, filter ?? "");
+    return probe.ok ? undefined : `ldap_user_filter does not work: ${probe.error}`;
   }
 
   lookup(name: string, log: Logger): AccountLookup {

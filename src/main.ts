@@ -121,6 +121,7 @@ _G.auth_password_verify = authPasswordVerify;
 // Exposed for the unit specs, which load the bundle with dofile. Dovecot ignores the chunk's value.
 export * as accounts from "./account-file";
 export * as ldapAccounts from "./ldap-accounts";
+export * as nameSet from "./name-set";
 export * as config from "./config";
 export * as identity from "./identity";
 export * as json from "./json";
