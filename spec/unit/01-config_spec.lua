@@ -356,7 +356,7 @@ describe("config.parseSettings errors", function()
     { name = "pass_attrs empty claim", lines = { "pass_attrs = host=%{oauth2:}" }, key = "pass_attrs", fix = "host: only %{oauth2:claim}" },
     { name = "pass_attrs unclosed variable", lines = { "pass_attrs = host=%{oauth2:mail_host" }, key = "pass_attrs", fix = "Use space-separated name=value pairs" },
     { name = "pass_attrs lone percent", lines = { "pass_attrs = quota=50%" }, key = "pass_attrs", fix = "Use space-separated name=value pairs" },
-    { name = "unsupported account_source", lines = { "account_source = ldap" }, key = "account_source", fix = "Use one of: postfix-accounts" },
+    { name = "unsupported account_source", lines = { "account_source = nis" }, key = 'account_source = "nis" is not supported', fix = "Use one of: postfix-accounts, passwd-file, ldap" },
   }
 
   for _, case in ipairs(cases) do

@@ -231,6 +231,89 @@ describe("passdb.verifyLogin outcomes", function()
   end)
 end)
 
+describe("passdb.verifyLogin account outcomes", function()
+  local bridge
+  local settings
+  local logger
+
+  local LOCATION = "ldap://127.0.0.1:3389 (ou=people,dc=example,dc=test)"
+
+  local function verify(source, response, user)
+    local transport = helper.transport(response or helper.json_response(claims()))
+    local context = helper.context(bridge, settings, nil, transport, { accounts = source })
+    return bridge.passdb.verifyLogin(context, user or USER, helper.TOKEN, logger)
+  end
+
+  before_each(function()
+    bridge = helper.load_bridge()
+    local account_path = helper.accounts_file({ USER })
+    settings = bridge.config.parseSettings(helper.settings_text(account_path), "test.conf")
+    logger = helper.logger()
+  end)
+
+  after_each(helper.remove_temp_files)
+
+  local cases = {
+    { status = "found", result = "OK" },
+    { status = "missing", result = "USER_UNKNOWN", reason = "No mailbox for the login name in " .. LOCATION },
+    { status = "disabled", result = "USER_DISABLED", reason = "Mailbox is disabled in " .. LOCATION },
+    {
+      status = "unavailable",
+      detail = "LDAP search failed: LuaLDAP: result error",
+      result = "INTERNAL_FAILURE",
+      reason = "Account list unavailable: LDAP search failed: LuaLDAP: result error",
+    },
+  }
+  for _, case in ipairs(cases) do
+    it(("returns %s for %s"):format(case.result, case.status), function()
+      local source = helper.account_source({ status = case.status, reason = case.detail }, LOCATION)
+
+      local verdict = verify(source)
+
+      helper.assert_verdict(verdict, case.result)
+      if case.reason ~= nil then
+        assert.equal(case.reason, verdict.reason)
+      end
+    end)
+  end
+
+  it("logs the found mailbox at debug level", function()
+    verify(helper.account_source({ status = "found" }, LOCATION))
+
+    local debug_lines = helper.messages(logger.lines, "debug")
+
+    assert.equal("Mailbox found in " .. LOCATION, debug_lines[#debug_lines])
+  end)
+
+  it("passes login name and logger", function()
+    local source = helper.account_source({ status = "found" }, LOCATION)
+
+    verify(source, nil, "Alice@Example.TEST")
+
+    assert.equal(1, #source.lookups)
+    assert.equal("Alice@Example.TEST", source.lookups[1].name)
+    assert.equal(logger, source.lookups[1].log)
+  end)
+
+  -- The account source is queried only after the token proved the identity, so the result for a
+  -- rejected token never reveals whether a mailbox exists.
+  local rejected = {
+    { name = "rejected token", response = status(401, '{"error":"invalid_token"}'), result = "PASSWORD_MISMATCH" },
+    { name = "unreachable provider", response = { ok = false, error = "connection refused" }, result = "INTERNAL_FAILURE" },
+    { name = "token of another user", response = helper.json_response(claims({ email = "bob@example.test" })), result = "PASSWORD_MISMATCH" },
+  }
+  for _, case in ipairs(rejected) do
+    it(("skips the lookup for %s"):format(case.name), function()
+      local source = helper.account_source({ status = "missing" }, LOCATION)
+
+      local verdict = verify(source, case.response)
+
+      helper.assert_verdict(verdict, case.result)
+      assert.equal(0, #source.lookups)
+    end)
+  end
+end)
+
 describe("passdb.verifyLogin token syntax", function()
   local bridge
   local context

@@ -444,6 +444,184 @@ describe("entry hooks", function()
   end)
 end)
 
+describe("entry account sources", function()
+  local LDAP_URI = "ldap://127.0.0.1:3389"
+  local LDAP_BASE = "ou=people,dc=example,dc=test"
+  local ALICE_DN = "uid=alice," .. LDAP_BASE
+  local LOCATION = LDAP_URI .. " (" .. LDAP_BASE .. ")"
+
+  local settings_path
+  local restore_environment
+  local restore_lualdap
+  local lualdap
+  local disabled
+
+  local function ldap_settings(extra)
+    local lines = {
+      "introspection_url = " .. helper.USERINFO_URL,
+      "account_source = ldap",
+      "ldap_uris = " .. LDAP_URI,
+      "ldap_base = " .. LDAP_BASE,
+      "ldap_bind_dn = cn=dovecot,dc=example,dc=test",
+      "ldap_bind_password = " .. helper.LDAP_PASSWORD,
+      "ldap_user_filter = (mail=%u)",
+      "ldap_disabled_filter = (mailEnabled=FALSE)",
+    }
+    for _, line in ipairs(extra or {}) do
+      lines[#lines + 1] = line
+    end
+    helper.rewrite(settings_path, table.concat(lines, "\n") .. "\n")
+  end
+
+  before_each(function()
+    settings_path = helper.temp_file("")
+    restore_environment = set_settings_variable(settings_path)
+    disabled = false
+    lualdap = helper.fake_lualdap()
+    lualdap.reply = function(request)
+      if request.filter == "(objectClass=*)" then
+        return request.base == LDAP_BASE and { LDAP_BASE } or {}
+      end
+      if request.filter == "(mailEnabled=FALSE)" then
+        return disabled and { request.base } or {}
+      end
+      return request.filter == "(mail=alice@example.test)" and { ALICE_DN } or {}
+    end
+    restore_lualdap = helper.install_lualdap(lualdap)
+    helper.load_bridge_with_http(helper.fake_socket_http(function(reqt)
+      local email = reqt.headers.authorization == "Bearer " .. helper.TOKEN and USER or "frank@example.test"
+      return 200, { cjson.encode({ email = email }) }
+    end))
+  end)
+
+  after_each(function()
+    restore_lualdap()
+    restore_environment()
+    helper.remove_temp_files()
+  end)
+
+  local function init_error()
+    local ok, problem = pcall(script_init)
+
+    assert.is_false(ok, "script_init returned instead of raising")
+    return problem
+  end
+
+  it("returns OK for an LDAP mailbox", function()
+    ldap_settings()
+    script_init()
+
+    local code = auth_password_verify(helper.request(), helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_OK, code)
+  end)
+
+  it("returns USER_DISABLED for a disabled mailbox", function()
+    ldap_settings()
+    script_init()
+    disabled = true
+    local req = helper.request()
+
+    local results = table.pack(auth_password_verify(req, helper.TOKEN))
+
+    assert.equal(2, results.n)
+    assert.equal(dovecot.auth.PASSDB_RESULT_USER_DISABLED, results[1])
+    assert.equal("Mailbox is disabled in " .. LOCATION, results[2])
+  end)
+
+  it("logs the disabled reason at info level", function()
+    ldap_settings()
+    script_init()
+    disabled = true
+    local req = helper.request()
+
+    local _, reason = auth_password_verify(req, helper.TOKEN)
+
+    assert.same({ reason }, helper.messages(req.lines, "info"))
+  end)
+
+  it("returns USER_UNKNOWN naming LDAP", function()
+    ldap_settings()
+    script_init()
+    lualdap.reply = function()
+      return {}
+    end
+
+    local code, reason = auth_password_verify(helper.request(), helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_USER_UNKNOWN, code)
+    assert.equal("No mailbox for the login name in " .. LOCATION, reason)
+  end)
+
+  it("returns INTERNAL_FAILURE for two entries", function()
+    ldap_settings()
+    script_init()
+    lualdap.reply = function()
+      return { ALICE_DN, "uid=alice2," .. LDAP_BASE }
+    end
+
+    local code, reason = auth_password_verify(helper.request(), helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+    assert.contains_text(reason, "more than one entry")
+  end)
+
+  it("checks ldap_base in script_init", function()
+    ldap_settings({})
+    lualdap.reply = function()
+      return {}
+    end
+
+    local problem = init_error()
+
+    assert.equal(
+      "oauth2-bridge: account_source = ldap: ldap_base " .. LDAP_BASE
+        .. " was not found, or ldap_bind_dn may not read it. Check the account settings",
+      problem
+    )
+  end)
+
+  it("names the URI in script_init", function()
+    ldap_settings()
+    lualdap.open = function()
+      return "LuaLDAP: Invalid credentials"
+    end
+
+    local problem = init_error()
+
+    assert.contains_text(problem, LDAP_URI .. ": LuaLDAP: Invalid credentials")
+    helper.assert_no_secrets({}, problem)
+  end)
+
+  it("reads a passwd-file source", function()
+    local users = helper.temp_file("alice@example.test:{PLAIN}x:1000:1000::/home/alice::\n")
+    helper.rewrite(settings_path, helper.config_text(users, {
+      "introspection_url = " .. helper.USERINFO_URL,
+      "account_source = passwd-file",
+    }))
+    script_init()
+
+    local code = auth_password_verify(helper.request(), helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_OK, code)
+    assert.equal(0, #lualdap.opens)
+  end)
+
+  it("names the passwd-file when unknown", function()
+    local users = helper.temp_file("bob@example.test:{PLAIN}x\n")
+    helper.rewrite(settings_path, helper.config_text(users, {
+      "introspection_url = " .. helper.USERINFO_URL,
+      "account_source = passwd-file",
+    }))
+    script_init()
+
+    local code, reason = auth_password_verify(helper.request(), helper.TOKEN)
+
+    assert.equal(dovecot.auth.PASSDB_RESULT_USER_UNKNOWN, code)
+    assert.equal("No mailbox for the login name in " .. users, reason)
+  end)
+end)
+
 describe("entry over a real socket", function()
   local restore_environment
   local port

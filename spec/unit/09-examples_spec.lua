@@ -3,36 +3,9 @@
 local helper = require("spec.unit.helper")
 
 local EXAMPLE = "dovecot/oauth2-bridge.conf.example"
-local SETUP = "dovecot/oauth2-bridge-setup.sh"
 
-local function read(path)
-  local file = assert(io.open(path, "r"))
-  local text = file:read("a")
-  file:close()
-  return text
-end
-
-local function shell_quote(text)
-  return "'" .. text:gsub("'", "'\\''") .. "'"
-end
-
---- Runs the setup script with `variables` and returns its exit status, the written file and what
---- it printed on stdout and stderr.
-local function run_setup(variables)
-  local output = helper.temp_path()
-  local printed = helper.temp_path()
-  local assignments = {}
-  for name, value in pairs(variables) do
-    assignments[#assignments + 1] = ("%s=%s"):format(name, shell_quote(value))
-  end
-  local command = ("env -i PATH=/usr/bin:/bin %s bash %s %s >%s 2>&1"):format(
-    table.concat(assignments, " "), SETUP, output, printed)
-  local ok = os.execute(command)
-  local file = io.open(output, "r")
-  local text = file and file:read("a")
-  if file then file:close() end
-  return ok, text, read(printed)
-end
+local read = helper.read_file
+local run_setup = helper.run_setup
 
 describe("dovecot/oauth2-bridge.conf.example", function()
   local config
@@ -57,15 +30,36 @@ describe("dovecot/oauth2-bridge.conf.example", function()
   it("documents every known key", function()
     local text = read(EXAMPLE)
 
+    local missing = {}
     for key in pairs(config.KEYS) do
-      assert.is_truthy(text:find("\n#?" .. key .. " =", 1, false), key .. " is not in the example")
+      if text:find("\n#?" .. key .. " =") == nil then
+        missing[#missing + 1] = key
+      end
     end
+    table.sort(missing)
+
+    assert.same({}, missing)
   end)
 
-  it("parses with every key uncommented", function()
+  -- Uncomments every key of the example for which `selected(key)` returns true.
+  local function uncomment(text, selected)
+    return (text:gsub("\n#([%w_]+) =", function(key)
+      if selected(key) then
+        return "\n" .. key .. " ="
+      end
+      return nil
+    end))
+  end
+
+  local function is_ldap_key(key)
+    return key:match("^ldap_") ~= nil
+  end
+
+  it("parses with file source keys uncommented", function()
     local accounts = helper.accounts_file({ helper.USER })
-    local text = read(EXAMPLE)
-      :gsub("\n#([%w_]+ =)", "\n%1")
+    local text = uncomment(read(EXAMPLE), function(key)
+      return not is_ldap_key(key)
+    end)
       :gsub("account_file = [^\n]*", "account_file = " .. accounts)
       :gsub("tls_ca_cert_file = [^\n]*", "tls_ca_cert_file = " .. accounts)
 
@@ -83,17 +77,40 @@ describe("dovecot/oauth2-bridge.conf.example", function()
     assert.equal("any", settings.scope_match)
     assert.equal(30, settings.clock_skew_secs)
     assert.is_false(settings.require_email_verified)
+    assert.equal("postfix-accounts", settings.account_source)
+  end)
+
+  it("parses with LDAP keys uncommented", function()
+    local password_file = helper.temp_file(helper.LDAP_PASSWORD .. "\n")
+    local text = uncomment(read(EXAMPLE), is_ldap_key)
+      :gsub("\n#account_source = [^\n]*", "\naccount_source = ldap")
+      :gsub("ldap_bind_password_file = [^\n]*", "ldap_bind_password_file = " .. password_file)
+
+    local settings = config.parseSettings(text, EXAMPLE)
+
+    assert.equal("ldap", settings.account_source)
+    assert.equal(1, #settings.ldap_uris)
+    assert.is_string(settings.ldap_base)
+    assert.is_string(settings.ldap_bind_dn)
+    assert.equal(helper.LDAP_PASSWORD, settings.ldap_bind_password)
+    assert.equal("(&(mail=%u)(mailEnabled=TRUE))", settings.ldap_user_filter)
+    assert.equal("subtree", settings.ldap_scope)
+    assert.is_false(settings.ldap_starttls)
   end)
 
   it("shows each default value", function()
     local text = read(EXAMPLE)
 
+    local wrong = {}
     for key, spec in pairs(config.KEYS) do
       local shown = text:match("\n#?" .. key .. " = ([^\n]*)")
-      if spec.defaultValue ~= nil then
-        assert.equal(spec.defaultValue, shown, key .. " shows another value than its default")
+      if spec.defaultValue ~= nil and shown ~= spec.defaultValue then
+        wrong[#wrong + 1] = ("%s = %s"):format(key, spec.defaultValue)
       end
     end
+    table.sort(wrong)
+
+    assert.same({}, wrong)
   end)
 
   it("leaves only one key set", function()

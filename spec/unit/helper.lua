@@ -1,6 +1,7 @@
--- Shared fakes and helpers for the unit specs: the Dovecot boundary (the `dovecot` global and
--- auth requests that record their log lines), a fake HTTP transport, identity provider fixtures,
--- temporary files, and assertions.
+-- Shared fakes and helpers for the unit specs. The fakes stand in for the Dovecot boundary (the
+-- `dovecot` global and auth requests that record their log lines), the HTTP transport, account
+-- sources and the lualdap module. The helpers provide identity provider fixtures, temporary
+-- files and assertions.
 --
 -- busted loads this file once with dofile, before any spec file. It registers itself in
 -- package.loaded, so spec files get the same table with require("spec.unit.helper").
@@ -29,6 +30,9 @@ helper.CLIENT_SECRET = "spec-client-secret-Vr4Ux8Zq"
 --- 2.3.1 encoding changes, and its form-encoded spelling.
 helper.SPECIAL_SECRET = "Vr4:U+x8%2F/Zq w"
 helper.SPECIAL_SECRET_FORM = "Vr4%3AU%2Bx8%252F%2FZq+w"
+
+--- An LDAP bind password that occurs nowhere else, for the same reason.
+helper.LDAP_PASSWORD = "spec-ldap-password-Jw5Tq2Hn"
 
 helper.USER = "alice@example.test"
 helper.USERINFO_URL = "https://idp.example.test/userinfo"
@@ -165,13 +169,14 @@ function helper.routes(routes)
   end
 end
 
---- Returns a Bridge for passdb.verifyLogin: `settings`, an account file, the fake transport's send
---- function, an optional Discovery and a clock that reads helper.NOW unless `now` is given.
+--- Returns a Bridge for passdb.verifyLogin: `settings`, the postfix-accounts file at
+--- `account_path` unless `options.accounts` gives another account source, the fake transport's
+--- send function, an optional Discovery and a clock that reads helper.NOW unless `now` is given.
 function helper.context(bundle, settings, account_path, transport, options)
   options = options or {}
   return {
     settings = settings,
-    accounts = helper.new(bundle.accounts.PostfixAccountsFile, account_path),
+    accounts = options.accounts or helper.new(bundle.accounts.PostfixAccountsFile, account_path),
     transport = transport.send,
     discovery = options.discovery,
     now = options.now or function()
@@ -224,6 +229,117 @@ function helper.load_bridge_with_http(fake)
   package.loaded["socket.http"] = original
   assert(ok, bridge)
   return bridge
+end
+
+-- Fake account sources -------------------------------------------------------------------
+
+--- Returns a fake AccountSource whose lookups return `result` (a table such as
+--- { status = "disabled" }) or, when `result` is a function, what it returns for the name. Each
+--- lookup is recorded in `lookups` as { name = ..., log = ... }.
+function helper.account_source(result, location)
+  local source = { location = location or "spec account source", lookups = {} }
+  function source.lookup(self, name, log)
+    self.lookups[#self.lookups + 1] = { name = name, log = log }
+    if type(result) == "function" then
+      return result(name)
+    end
+    return result
+  end
+  function source.check()
+    return nil
+  end
+  return source
+end
+
+-- Fake lualdap ----------------------------------------------------------------------------
+
+--- Returns a fake of the lualdap module (LuaLDAP 1.3) for the LDAP account source.
+---
+--- `fake.open(uri)` decides the outcome of each open_simple. When it returns nil, the call
+--- connects. When it returns a string, open_simple returns nil and that string, and when it
+--- raises, so does open_simple. `fake.reply(request, connection)` scripts each search by
+--- returning a list. Each string in it is an entry DN, an { error = message } item makes the
+--- iterator return nil and the message, and the end of the list ends the search. It may raise,
+--- as LuaLDAP does for a bad filter. open_simple calls are recorded in `opens`, searches in
+--- `searches` (a copy of the request plus the connection's number), and connections in
+--- `connections` (with `closed`).
+function helper.fake_lualdap()
+  local fake = { opens = {}, searches = {}, connections = {} }
+  fake.open = function()
+    return nil
+  end
+  fake.reply = function()
+    return {}
+  end
+
+  local function copy(request)
+    local attrs
+    if request.attrs ~= nil then
+      attrs = {}
+      for index, name in ipairs(request.attrs) do
+        attrs[index] = name
+      end
+    end
+    return {
+      base = request.base,
+      scope = request.scope,
+      filter = request.filter,
+      attrs = attrs,
+      attrsonly = request.attrsonly,
+      sizelimit = request.sizelimit,
+      timeout = request.timeout,
+    }
+  end
+
+  local function search(connection, request)
+    local record = copy(request)
+    record.connection = connection.number
+    fake.searches[#fake.searches + 1] = record
+    if connection.closed then
+      error("LuaLDAP: LDAP connection is closed", 2)
+    end
+    local results = fake.reply(record, connection)
+    local index = 0
+    return function()
+      index = index + 1
+      local item = results[index]
+      if item == nil then
+        return nil
+      end
+      if type(item) == "table" then
+        return nil, item.error
+      end
+      return item, {}
+    end
+  end
+
+  function fake.open_simple(uri, who, password, starttls)
+    fake.opens[#fake.opens + 1] = { uri = uri, who = who, password = password, starttls = starttls }
+    local problem = fake.open(uri)
+    if problem ~= nil then
+      return nil, problem
+    end
+    local connection = { number = #fake.connections + 1, uri = uri, closed = false }
+    connection.search = search
+    function connection.close(self)
+      self.closed = true
+      return 1
+    end
+    fake.connections[#fake.connections + 1] = connection
+    return connection
+  end
+
+  return fake
+end
+
+--- Puts `fake` into package.loaded["lualdap"], where the bundle's lazy require finds it, and
+--- returns a function that puts the previous module back.
+function helper.install_lualdap(fake)
+  local previous = package.loaded["lualdap"]
+  package.loaded["lualdap"] = fake
+  return function()
+    package.loaded["lualdap"] = previous
+  end
 end
 
 -- Fixtures --------------------------------------------------------------------------------
@@ -348,6 +464,82 @@ function helper.settings_text(account_file, extra)
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- Setup script ----------------------------------------------------------------------------
+
+helper.SETUP_SCRIPT = "dovecot/oauth2-bridge-setup.sh"
+
+--- Returns the whole text of a file.
+function helper.read_file(path)
+  local file = assert(io.open(path, "r"))
+  local text = file:read("a")
+  file:close()
+  return text
+end
+
+local function shell_quote(text)
+  return "'" .. text:gsub("'", "'\\''") .. "'"
+end
+
+--- Runs the docker-mailserver setup script with only `variables` in its environment. Returns
+--- whether it exited with 0, the settings file it wrote (nil when none) and its stdout and stderr.
+function helper.run_setup(variables)
+  local output = helper.temp_path()
+  local printed = helper.temp_path()
+  local assignments = {}
+  for name, value in pairs(variables) do
+    assignments[#assignments + 1] = ("%s=%s"):format(name, shell_quote(value))
+  end
+  local command = ("env -i PATH=/usr/bin:/bin %s bash %s %s >%s 2>&1"):format(
+    table.concat(assignments, " "), helper.SETUP_SCRIPT, output, printed)
+  local ok = os.execute(command)
+  local file = io.open(output, "r")
+  local text = file and file:read("a")
+  if file then file:close() end
+  return ok, text, helper.read_file(printed)
+end
+
+-- Name sets -------------------------------------------------------------------------------
+
+--- Returns the NameSet class of a loaded bundle. The entry module does not export the name-set
+--- module, so the class is taken from the empty NameSet that every account file starts with.
+function helper.name_set_class(bundle)
+  if bundle.nameSet ~= nil then
+    return bundle.nameSet.NameSet
+  end
+  local file = helper.new(bundle.accounts.PostfixAccountsFile, "unused")
+  return getmetatable(file.names).constructor
+end
+
+--- FNV-1a over 32 bits, the hash with which NameSet picks a bucket.
+local function fnv1a(text)
+  local hash = 2166136261
+  for index = 1, #text do
+    hash = ((hash ~ text:byte(index)) * 16777619) & 0xffffffff
+  end
+  return hash
+end
+
+--- Returns two names such that both, and the two joined by "\n", fall into the same bucket of a
+--- NameSet with `bucket_count` buckets. In a set of just these two, the bucket contains
+--- "\nfirst\nsecond\n", so only the line break check keeps "first\nsecond" from matching.
+function helper.names_sharing_bucket(bucket_count)
+  local mask = bucket_count - 1
+  local by_bucket = {}
+  for index = 1, 100000 do
+    local name = ("user%d@example.test"):format(index)
+    local bucket = fnv1a(name) & mask
+    local others = by_bucket[bucket] or {}
+    for _, other in ipairs(others) do
+      if fnv1a(other .. "\n" .. name) & mask == bucket then
+        return other, name
+      end
+    end
+    others[#others + 1] = name
+    by_bucket[bucket] = others
+  end
+  error("found no two names that share a bucket with their joined form")
+end
+
 -- Assertions ------------------------------------------------------------------------------
 
 local function contains_text(_, arguments)
@@ -365,17 +557,18 @@ luassert:register(
   "assertion.contains_text.negative"
 )
 
---- The secrets and their form-encoded spellings, which must never reach a log line.
+--- The secrets and their form-encoded spellings, which must never reach a log line or an error.
 helper.SECRETS = {
   helper.TOKEN,
   helper.TOKEN_FORM,
   helper.CLIENT_SECRET,
   helper.SPECIAL_SECRET,
   helper.SPECIAL_SECRET_FORM,
+  helper.LDAP_PASSWORD,
 }
 
---- Fails if a recorded log line, or any of the extra texts, contains the token or a client
---- secret, as written or form-encoded.
+--- Fails if a recorded log line, or any of the extra texts, contains the token, a client secret
+--- (as written or form-encoded) or the LDAP bind password.
 function helper.assert_no_secrets(lines, ...)
   local secrets = helper.SECRETS
   for _, line in ipairs(lines) do
