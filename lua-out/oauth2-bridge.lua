@@ -80,6 +80,22 @@ local function __TS__ArraySlice(self, first, last)
     return out
 end
 
+local function __TS__StringEndsWith(self, searchString, endPosition)
+    if endPosition == nil or endPosition > #self then
+        endPosition = #self
+    end
+    return string.sub(self, endPosition - #searchString + 1, endPosition) == searchString
+end
+
+local function __TS__ArraySome(self, callbackfn, thisArg)
+    for i = 1, #self do
+        if callbackfn(thisArg, self[i], i - 1, self) then
+            return true
+        end
+    end
+    return false
+end
+
 local function __TS__Class(self)
     local c = {prototype = {}}
     c.prototype.__index = c.prototype
@@ -474,22 +490,6 @@ local function __TS__ObjectKeys(obj)
     return result
 end
 
-local function __TS__StringEndsWith(self, searchString, endPosition)
-    if endPosition == nil or endPosition > #self then
-        endPosition = #self
-    end
-    return string.sub(self, endPosition - #searchString + 1, endPosition) == searchString
-end
-
-local function __TS__ArraySome(self, callbackfn, thisArg)
-    for i = 1, #self do
-        if callbackfn(thisArg, self[i], i - 1, self) then
-            return true
-        end
-    end
-    return false
-end
-
 local function __TS__ObjectAssign(target, ...)
     local sources = {...}
     for i = 1, #sources do
@@ -529,6 +529,8 @@ return {
   __TS__StringIncludes = __TS__StringIncludes,
   __TS__ArraySort = __TS__ArraySort,
   __TS__ArraySlice = __TS__ArraySlice,
+  __TS__StringEndsWith = __TS__StringEndsWith,
+  __TS__ArraySome = __TS__ArraySome,
   __TS__Class = __TS__Class,
   __TS__New = __TS__New,
   __TS__StringStartsWith = __TS__StringStartsWith,
@@ -544,8 +546,6 @@ return {
   __TS__Iterator = __TS__Iterator,
   __TS__ArrayIncludes = __TS__ArrayIncludes,
   __TS__ObjectKeys = __TS__ObjectKeys,
-  __TS__StringEndsWith = __TS__StringEndsWith,
-  __TS__ArraySome = __TS__ArraySome,
   __TS__ObjectAssign = __TS__ObjectAssign,
   __TS__ArrayFilter = __TS__ArrayFilter,
   __TS__ArrayPush = __TS__ArrayPush
@@ -939,6 +939,8 @@ return ____exports
  end,
 ["ldap-accounts"] = function(...) 
 local ____lualib = require("lualib_bundle")
+local __TS__StringEndsWith = ____lualib.__TS__StringEndsWith
+local __TS__ArraySome = ____lualib.__TS__ArraySome
 local __TS__Class = ____lualib.__TS__Class
 local ____exports = {}
 local ____identity = require("identity")
@@ -948,6 +950,19 @@ local normalizeName = ____identity.normalizeName
 local function loadLualdap()
     local moduleName = "lualdap"
     return require(moduleName)
+end
+local UNREACHABLE_ERRORS = {"Can't contact LDAP server", "Timed out", "result timeout expired"}
+--- Whether every server in a search error (one "; "-separated part per URI) failed to answer.
+function ____exports.noServerAnswered(____error)
+    for part in string.gmatch(____error, "[^;]+") do
+        if not __TS__ArraySome(
+            UNREACHABLE_ERRORS,
+            function(____, message) return __TS__StringEndsWith(part, message) end
+        ) then
+            return false
+        end
+    end
+    return true
 end
 --- Escapes a value for an LDAP search filter (RFC 4515 section 3): `*`, `(`, `)`, `\` and NUL
 -- become \2a, \28, \29, \5c and \00, so a login name cannot change the filter's structure.
@@ -975,6 +990,10 @@ end
 function LdapAccounts.prototype.check(self)
     local base = self:search(self.settings.ldap_base, "base", "(objectClass=*)")
     if not base.ok then
+        if ____exports.noServerAnswered(base.error) then
+            dovecot.i_warning(("oauth2-bridge: account_source = ldap: " .. base.error) .. ". Token logins fail temporarily until the LDAP server answers")
+            return nil
+        end
         return base.error
     end
     if #base.dns == 0 then

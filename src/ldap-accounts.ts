@@ -18,6 +18,20 @@ function loadLualdap(): typeof LuaLdap {
   return require(moduleName) as typeof LuaLdap;
 }
 
+// libldap's messages when no LDAP server answered: LDAP_SERVER_DOWN, LDAP_TIMEOUT and LuaLDAP's
+// result timeout. The server may come back, so at start these are no configuration error.
+const UNREACHABLE_ERRORS = ["Can't contact LDAP server", "Timed out", "result timeout expired"];
+
+/** Whether every server in a search error (one "; "-separated part per URI) failed to answer. */
+export function noServerAnswered(error: string): boolean {
+  for (const [part] of string.gmatch(error, "[^;]+")) {
+    if (!UNREACHABLE_ERRORS.some((message) => part.endsWith(message))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 type SearchResult = { readonly ok: true; readonly dns: string[] } | { readonly ok: false; readonly error: string };
 
 /**
@@ -49,6 +63,13 @@ export class LdapAccounts implements AccountSource {
   check(): string | undefined {
     const base = this.search(this.settings.ldap_base, "base", "(objectClass=*)");
     if (!base.ok) {
+      if (noServerAnswered(base.error)) {
+        // Dovecot runs script_init in every new auth worker too, so an outage must not stop it.
+        dovecot.i_warning(
+          `oauth2-bridge: account_source = ldap: ${base.error}. Token logins fail temporarily until the LDAP server answers`,
+        );
+        return undefined;
+      }
       return base.error;
     }
     if (base.dns.length === 0) {

@@ -57,7 +57,7 @@ local kinds = {
     end,
     build_broken = function(bundle, lualdap)
       lualdap.open = function()
-        return "LuaLDAP: Can't contact LDAP server"
+        return "Invalid credentials"
       end
       return helper.new(bundle.ldapAccounts.LdapAccounts, {
         ldap_uris = { LDAP_URI },

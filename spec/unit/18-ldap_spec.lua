@@ -589,15 +589,30 @@ describe("ldap lookup", function()
       assert.equal("ldap_base ou=nobody,dc=example,dc=test was not found, or ldap_bind_dn may not read it", problem)
     end)
 
-    it("fails when no server answers", function()
+    it("only warns when no server answers", function()
       lualdap.open = function()
         return UNREACHABLE
+      end
+      local source = new_source()
+      local logged = #helper.process_log
+
+      local problem = source:check()
+
+      assert.is_nil(problem)
+      assert.equal(logged + 1, #helper.process_log)
+      assert.equal("warning", helper.process_log[#helper.process_log].level)
+      assert.contains_text(helper.process_log[#helper.process_log].message, UNREACHABLE)
+    end)
+
+    it("fails when the bind is refused", function()
+      lualdap.open = function()
+        return "Invalid credentials"
       end
       local source = new_source()
 
       local problem = source:check()
 
-      assert.equal("cannot connect: " .. URI .. ": " .. UNREACHABLE, problem)
+      assert.equal("cannot connect: " .. URI .. ": Invalid credentials", problem)
     end)
 
     it("fails when the search fails", function()

@@ -52,6 +52,14 @@ dovecot = {
   },
 }
 
+--- Lines logged through the fake dovecot.i_* functions, as { level = ..., message = ... }.
+helper.process_log = {}
+for _, level in ipairs({ "debug", "info", "warning", "error" }) do
+  dovecot["i_" .. level] = function(message)
+    helper.process_log[#helper.process_log + 1] = { level = level, message = message }
+  end
+end
+
 --- Maps a result name ("OK", "USER_UNKNOWN", ...) to the fake dovecot.auth number.
 function helper.result_code(name)
   local code = dovecot.auth["PASSDB_RESULT_" .. name]
