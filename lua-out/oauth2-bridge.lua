@@ -490,19 +490,6 @@ local function __TS__ObjectKeys(obj)
     return result
 end
 
-local function __TS__ObjectAssign(target, ...)
-    local sources = {...}
-    for i = 1, #sources do
-        local source = sources[i]
-        if type(source) == "table" then
-            for key in pairs(source) do
-                target[key] = source[key]
-            end
-        end
-    end
-    return target
-end
-
 local function __TS__ArrayFilter(self, callbackfn, thisArg)
     local result = {}
     local len = 0
@@ -546,7 +533,6 @@ return {
   __TS__Iterator = __TS__Iterator,
   __TS__ArrayIncludes = __TS__ArrayIncludes,
   __TS__ObjectKeys = __TS__ObjectKeys,
-  __TS__ObjectAssign = __TS__ObjectAssign,
   __TS__ArrayFilter = __TS__ArrayFilter,
   __TS__ArrayPush = __TS__ArrayPush
 }
@@ -787,12 +773,14 @@ function ____exports.parseUrl(text, options)
         end
         port = parsed
     end
+    local target = (((parts.path == nil or parts.path == "") and "/" or parts.path) .. (parts.params == nil and "" or ";" .. parts.params)) .. (parts.query == nil and "" or "?" .. parts.query)
     if parts.userinfo == nil then
         return {
             text = text,
             scheme = scheme,
             host = string.lower(parts.host),
-            port = port
+            port = port,
+            target = target
         }
     end
     if options.allowCredentials ~= true then
@@ -814,6 +802,7 @@ function ____exports.parseUrl(text, options)
         scheme = scheme,
         host = string.lower(parts.host),
         port = port,
+        target = target,
         credentials = {
             user = socketUrl.unescape(parts.user),
             password = socketUrl.unescape(parts.password)
@@ -822,7 +811,13 @@ function ____exports.parseUrl(text, options)
 end
 --- Returns the URL with `suffix` appended, as for a token added to a tokeninfo URL.
 function ____exports.appendToUrl(url, suffix)
-    return {text = url.text .. suffix, scheme = url.scheme, host = url.host, port = url.port}
+    return {
+        text = url.text .. suffix,
+        scheme = url.scheme,
+        host = url.host,
+        port = url.port,
+        target = url.target .. suffix
+    }
 end
 --- Encodes a value for application/x-www-form-urlencoded (HTML's URL-encoded form serializer):
 -- letters, digits and `*-._` stay, a space becomes `+`, every other byte becomes %XX.
@@ -881,6 +876,27 @@ ____exports.KEYS = {
         description = "seconds that exp may lie in the past before the token counts as expired"
     },
     pass_attrs = {kind = "attributes", dovecot = true, description = "passdb fields returned on success, e.g. proxy=y host=%{oauth2:mail_host}"},
+    cache_ttl_secs = {
+        kind = "integer",
+        defaultValue = "60",
+        min = 0,
+        max = 86400,
+        description = "how long an accepted token is reused without asking the identity provider; 0 turns the cache off"
+    },
+    cache_negative_ttl_secs = {
+        kind = "integer",
+        defaultValue = "0",
+        min = 0,
+        max = 300,
+        description = "how long a rejected token stays rejected without asking again; 0 caches no rejections"
+    },
+    cache_size = {
+        kind = "integer",
+        defaultValue = "1000",
+        min = 2,
+        max = 1000000,
+        description = "most tokens each auth worker keeps in its cache"
+    },
     tls_ca_cert_file = {kind = "path", dovecot = true, description = "PEM file with the CA certificates that sign the identity provider's certificate"},
     tls_allow_invalid_cert = {kind = "boolean", defaultValue = "no", dovecot = true, description = "skip certificate and host name verification (testing only)"},
     timeout_msecs = {
@@ -890,6 +906,14 @@ ____exports.KEYS = {
         max = 600000,
         dovecot = true,
         description = "time limit for one request to the identity provider, in milliseconds"
+    },
+    max_idle_time_msecs = {
+        kind = "integer",
+        defaultValue = "30000",
+        min = 0,
+        max = 3600000,
+        dovecot = true,
+        description = "how long an idle connection to the identity provider is kept for reuse, in milliseconds; 0 closes it"
     },
     max_response_bytes = {
         kind = "integer",
@@ -922,7 +946,6 @@ ____exports.DOVECOT_ONLY_KEYS = {
     "tls_cert_file",
     "tls_key_file",
     "tls_cipher_suite",
-    "max_idle_time_msecs",
     "max_parallel_connections",
     "max_pipelined_requests",
     "user_agent",
@@ -1803,7 +1826,7 @@ local __TS__StringIncludes = ____lualib.__TS__StringIncludes
 local __TS__ArraySome = ____lualib.__TS__ArraySome
 local __TS__StringStartsWith = ____lualib.__TS__StringStartsWith
 local ____exports = {}
-local isIpAddress, dnsNameMatches, SUBJECT_ALT_NAME_OID, DeadlineSocket
+local isIpAddress, dnsNameMatches, SUBJECT_ALT_NAME_OID
 local socket = require("socket")
 local ssl = require("ssl")
 function isIpAddress(host)
@@ -1845,27 +1868,35 @@ function dnsNameMatches(pattern, host)
 end
 SUBJECT_ALT_NAME_OID = "2.5.29.17"
 local SYSTEM_CA_DIRECTORY = "/etc/ssl/certs"
---- Returns a `create` function for socket.http.request that builds such a socket.
-function ____exports.connectionFactory(options)
-    return function()
-        local tcp, ____error = socket.tcp()
-        if tcp == nil then
-            return nil, ____error
-        end
-        return __TS__New(DeadlineSocket, tcp, options)
+--- Opens a connection, TLS included, within `deadline` (seconds, socket.gettime() clock).
+function ____exports.openConnection(options, deadline)
+    local tcp, ____error = socket.tcp()
+    if tcp == nil then
+        return {ok = false, error = ____error}
     end
+    local connection = __TS__New(____exports.Connection, tcp, options)
+    connection.deadline = deadline
+    local connected, connectError = connection:connect()
+    if connected == nil then
+        connection:close()
+        return {ok = false, error = connectError}
+    end
+    return {ok = true, connection = connection}
 end
-DeadlineSocket = __TS__Class()
-DeadlineSocket.name = "DeadlineSocket"
-function DeadlineSocket.prototype.____constructor(self, tcp, options)
+____exports.Connection = __TS__Class()
+local Connection = ____exports.Connection
+Connection.name = "Connection"
+function Connection.prototype.____constructor(self, tcp, options)
     self.options = options
+    self.deadline = 0
+    self.idleSince = 0
     self.sock = tcp
 end
-function DeadlineSocket.prototype.connect(self, host, port)
+function Connection.prototype.connect(self)
     if not self:applyDeadline() then
         return nil, "timeout"
     end
-    local connected, connectError = self.sock:connect(host, port)
+    local connected, connectError = self.sock:connect(self.options.host, self.options.port)
     if connected == nil then
         return nil, connectError
     end
@@ -1874,42 +1905,37 @@ function DeadlineSocket.prototype.connect(self, host, port)
     end
     return self:startTls()
 end
-function DeadlineSocket.prototype.settimeout(self)
-    return 1
-end
-function DeadlineSocket.prototype.send(self, data, i, j)
+function Connection.prototype.send(self, data)
     if not self:applyDeadline() then
         return nil, "timeout", 0
     end
-    return self.sock:send(data, i, j)
+    return self.sock:send(data)
 end
-function DeadlineSocket.prototype.receive(self, pattern, prefix)
+function Connection.prototype.receive(self, pattern)
     if not self:applyDeadline() then
         return nil, "timeout", nil
     end
-    return self.sock:receive(pattern, prefix)
+    return self.sock:receive(pattern)
 end
-function DeadlineSocket.prototype.close(self)
+function Connection.prototype.close(self)
     self.sock:close()
 end
-function DeadlineSocket.prototype.getfd(self)
-    return self.sock:getfd()
+function Connection.prototype.isReusable(self)
+    if self.sock:dirty() then
+        return false
+    end
+    local readable = socket.select({self.sock}, {}, 0)
+    return readable == nil or #readable == 0
 end
-function DeadlineSocket.prototype.dirty(self)
-    return self.sock:dirty()
-end
-function DeadlineSocket.prototype.setoption(self, option, value)
-    return self.sock:setoption(option, value)
-end
-function DeadlineSocket.prototype.applyDeadline(self)
-    local remaining = self.options.deadline - socket.gettime()
+function Connection.prototype.applyDeadline(self)
+    local remaining = self.deadline - socket.gettime()
     if remaining <= 0 then
         return false
     end
     self.sock:settimeout(remaining)
     return true
 end
-function DeadlineSocket.prototype.startTls(self)
+function Connection.prototype.startTls(self)
     local params = {
         mode = "client",
         protocol = "any",
@@ -1951,79 +1977,270 @@ return ____exports
  end,
 ["http"] = function(...) 
 local ____lualib = require("lualib_bundle")
-local __TS__ObjectAssign = ____lualib.__TS__ObjectAssign
+local __TS__StringIncludes = ____lualib.__TS__StringIncludes
+local __TS__ObjectEntries = ____lualib.__TS__ObjectEntries
 local ____exports = {}
-local ltn12 = require("ltn12")
+local open, takeIdle, putIdle, exchange, requestText, receiveHeaders, receiveBody, receiveChunked, USER_AGENT, MAX_HEADER_LINES, MAX_LINE_BYTES, idle
 local socket = require("socket")
-local http = require("socket.http")
 local ____connection = require("connection")
-local connectionFactory = ____connection.connectionFactory
-local USER_AGENT = "dovecot-oauth2-bridge"
---- Sends a request over luasocket and luasec.
-function ____exports.httpRequest(request)
-    local options = request.options
+local openConnection = ____connection.openConnection
+function open(request, deadline)
+    local url = request.url
+    return openConnection({
+        tls = url.scheme == "https",
+        host = url.host,
+        port = url.port,
+        verifyCertificate = not request.options.allowInvalidCertificate,
+        caFile = request.options.caFile
+    }, deadline)
+end
+function takeIdle(origin, options)
+    local connection = idle[origin]
+    if connection == nil then
+        return nil
+    end
+    idle[origin] = nil
+    local idleSeconds = socket.gettime() - connection.idleSince
+    if idleSeconds * 1000 > (options.maxIdleMsecs or 0) or not connection:isReusable() then
+        connection:close()
+        return nil
+    end
+    return connection
+end
+function putIdle(origin, connection)
+    local ____opt_0 = idle[origin]
+    if ____opt_0 ~= nil then
+        ____opt_0:close()
+    end
+    connection.idleSince = socket.gettime()
+    idle[origin] = connection
+end
+function exchange(connection, request)
+    local sent, sendError = connection:send(requestText(request))
+    if sent == nil then
+        return {ok = false, error = sendError, beforeResponse = true}
+    end
+    local statusLine, statusError = connection:receive("*l")
+    if statusLine == nil then
+        return {ok = false, error = statusError, beforeResponse = statusError == "closed"}
+    end
+    local version, statusText = string.match(statusLine, "^HTTP/(1%.[01]) (%d%d%d)")
+    if version == nil or statusText == nil then
+        return {ok = false, error = "the reply is not HTTP/1.x", beforeResponse = false}
+    end
+    local headers = receiveHeaders(connection)
+    if not headers.ok then
+        return {ok = false, error = headers.error, beforeResponse = false}
+    end
+    local status = tonumber(statusText)
+    local body = receiveBody(connection, request, status, headers.headers)
+    if not body.ok then
+        return {ok = false, error = body.error, beforeResponse = false}
+    end
+    local connectionHeader = string.lower(headers.headers.connection or "")
+    local ____body_delimited_3 = body.delimited
+    if ____body_delimited_3 then
+        local ____temp_2
+        if version == "1.1" then
+            ____temp_2 = not __TS__StringIncludes(connectionHeader, "close")
+        else
+            ____temp_2 = __TS__StringIncludes(connectionHeader, "keep-alive")
+        end
+        ____body_delimited_3 = ____temp_2
+    end
+    local keepAlive = ____body_delimited_3
+    return {ok = true, response = {ok = true, status = status, headers = headers.headers, body = body.body}, keepAlive = keepAlive}
+end
+function requestText(request)
+    local url = request.url
+    local defaultPort = url.scheme == "https" and 443 or 80
+    local host = __TS__StringIncludes(url.host, ":") and ("[" .. url.host) .. "]" or url.host
+    local lines = {
+        ((request.method .. " ") .. url.target) .. " HTTP/1.1",
+        "host: " .. (url.port == defaultPort and host or (host .. ":") .. tostring(url.port)),
+        "user-agent: " .. USER_AGENT
+    }
+    for ____, ____value in ipairs(__TS__ObjectEntries(request.headers)) do
+        local name = ____value[1]
+        local value = ____value[2]
+        lines[#lines + 1] = (name .. ": ") .. value
+    end
+    if request.body ~= nil then
+        lines[#lines + 1] = "content-length: " .. tostring(#request.body)
+    end
+    return (table.concat(lines, "\r\n") .. "\r\n\r\n") .. (request.body or "")
+end
+function receiveHeaders(connection)
+    local headers = {}
+    do
+        local count = 0
+        while count <= MAX_HEADER_LINES do
+            local line, ____error = connection:receive("*l")
+            if line == nil then
+                return {ok = false, error = ____error}
+            end
+            if line == "" then
+                return {ok = true, headers = headers}
+            end
+            if #line > MAX_LINE_BYTES then
+                return {ok = false, error = "response header line too long"}
+            end
+            local name, value = string.match(line, "^([^:%s]+):%s*(.-)%s*$")
+            if name == nil or value == nil then
+                return {ok = false, error = "invalid response header"}
+            end
+            local key = string.lower(name)
+            local previous = headers[key]
+            headers[key] = previous == nil and value or (previous .. ", ") .. value
+            count = count + 1
+        end
+    end
+    return {ok = false, error = "too many response headers"}
+end
+function receiveBody(connection, request, status, headers)
+    local limit = request.options.maxResponseBytes
+    if status == 204 or status == 304 or status >= 100 and status < 200 then
+        return {ok = true, body = "", delimited = true}
+    end
+    if __TS__StringIncludes(
+        string.lower(headers["transfer-encoding"] or ""),
+        "chunked"
+    ) then
+        return receiveChunked(connection, limit)
+    end
+    local lengthText = headers["content-length"]
+    if lengthText ~= nil then
+        local length = (string.match(lengthText, "^%d+$")) ~= nil and math.tointeger(tonumber(lengthText) or 0.5) or nil
+        if length == nil then
+            return {ok = false, error = "invalid content-length"}
+        end
+        if length > limit then
+            return {
+                ok = false,
+                error = ("response body larger than " .. tostring(limit)) .. " bytes"
+            }
+        end
+        if length == 0 then
+            return {ok = true, body = "", delimited = true}
+        end
+        local body, ____error = connection:receive(length)
+        return body == nil and ({ok = false, error = ____error}) or ({ok = true, body = body, delimited = true})
+    end
     local chunks = {}
     local received = 0
-    local tooLarge = false
-    local function sink(chunk)
-        if chunk == nil then
-            return 1
+    while true do
+        local chunk, ____error, partial = connection:receive(8192)
+        local data = chunk or partial or ""
+        received = received + #data
+        if received > limit then
+            return {
+                ok = false,
+                error = ("response body larger than " .. tostring(limit)) .. " bytes"
+            }
         end
-        received = received + #chunk
-        if received > options.maxResponseBytes then
-            tooLarge = true
-            return nil, "response too large"
+        chunks[#chunks + 1] = data
+        if chunk == nil then
+            return ____error == "closed" and ({
+                ok = true,
+                body = table.concat(chunks, ""),
+                delimited = false
+            }) or ({ok = false, error = ____error})
+        end
+    end
+end
+function receiveChunked(connection, limit)
+    local chunks = {}
+    local received = 0
+    while true do
+        local sizeLine, ____error = connection:receive("*l")
+        if sizeLine == nil then
+            return {ok = false, error = ____error}
+        end
+        local sizeText = string.match(sizeLine, "^(%x+)")
+        if sizeText == nil then
+            return {ok = false, error = "invalid chunk size"}
+        end
+        local size = tonumber(sizeText, 16)
+        if size == 0 then
+            while true do
+                local trailer, trailerError = connection:receive("*l")
+                if trailer == nil then
+                    return {ok = false, error = trailerError}
+                end
+                if trailer == "" then
+                    return {
+                        ok = true,
+                        body = table.concat(chunks, ""),
+                        delimited = true
+                    }
+                end
+            end
+        end
+        received = received + size
+        if received > limit then
+            return {
+                ok = false,
+                error = ("response body larger than " .. tostring(limit)) .. " bytes"
+            }
+        end
+        local chunk, chunkError = connection:receive(size)
+        if chunk == nil then
+            return {ok = false, error = chunkError}
         end
         chunks[#chunks + 1] = chunk
-        return 1
+        local ____, crlfError = connection:receive("*l")
+        if crlfError ~= nil then
+            return {ok = false, error = crlfError}
+        end
     end
-    local headers = __TS__ObjectAssign({}, request.headers, {["user-agent"] = USER_AGENT})
-    if request.body ~= nil then
-        headers["content-length"] = tostring(#request.body)
+end
+USER_AGENT = "dovecot-oauth2-bridge"
+MAX_HEADER_LINES = 100
+MAX_LINE_BYTES = 8192
+idle = {}
+--- Sends a request over a kept or a new connection.
+function ____exports.httpRequest(request)
+    local url = request.url
+    local origin = (((url.scheme .. "://") .. url.host) .. ":") .. tostring(url.port)
+    local deadline = socket.gettime() + request.options.timeoutMsecs / 1000
+    local connection = takeIdle(origin, request.options)
+    local reused = connection ~= nil
+    if connection == nil then
+        local opened = open(request, deadline)
+        if not opened.ok then
+            return opened
+        end
+        connection = opened.connection
     end
-    local ____http_request_4 = http.request
-    local ____request_url_text_1 = request.url.text
-    local ____request_method_2 = request.method
-    local ____headers_3 = headers
-    local ____temp_0
-    if request.body == nil then
-        ____temp_0 = nil
+    connection.deadline = deadline
+    local result = exchange(connection, request)
+    if not result.ok and result.beforeResponse and reused and request.method == "GET" then
+        connection:close()
+        local opened = open(request, deadline)
+        if not opened.ok then
+            return opened
+        end
+        connection = opened.connection
+        connection.deadline = deadline
+        result = exchange(connection, request)
+    end
+    if not result.ok then
+        connection:close()
+        return {ok = false, error = result.error}
+    end
+    if result.keepAlive and (request.options.maxIdleMsecs or 0) > 0 then
+        putIdle(origin, connection)
     else
-        ____temp_0 = ltn12.source.string(request.body)
+        connection:close()
     end
-    local done, statusOrError, responseHeaders = ____http_request_4({
-        url = ____request_url_text_1,
-        method = ____request_method_2,
-        headers = ____headers_3,
-        source = ____temp_0,
-        sink = sink,
-        redirect = false,
-        create = connectionFactory({
-            tls = request.url.scheme == "https",
-            host = request.url.host,
-            deadline = socket.gettime() + options.timeoutMsecs / 1000,
-            verifyCertificate = not options.allowInvalidCertificate,
-            caFile = options.caFile
-        })
-    })
-    if tooLarge then
-        return {
-            ok = false,
-            error = ("response body larger than " .. tostring(options.maxResponseBytes)) .. " bytes"
-        }
+    return result.response
+end
+--- Closes every kept connection, as at script_deinit.
+function ____exports.closeIdleConnections()
+    for origin, connection in pairs(idle) do
+        connection:close()
+        idle[origin] = nil
     end
-    if done == nil then
-        return {
-            ok = false,
-            error = tostring(statusOrError)
-        }
-    end
-    return {
-        ok = true,
-        status = statusOrError,
-        headers = responseHeaders,
-        body = table.concat(chunks, "")
-    }
 end
 return ____exports
  end,
@@ -2105,12 +2322,9 @@ function ____exports.checkActiveAttribute(settings, claims)
     end
     return nil
 end
---- Checks `exp` when present: a number or a numeric string (as Google's tokeninfo sends it) of
--- seconds since the epoch. An expiry that is neither cannot be trusted.
-function ____exports.checkExpiry(claims, now, skewSeconds)
-    if skewSeconds == nil then
-        skewSeconds = 0
-    end
+--- Reads `exp`: a number or a numeric string (as Google's tokeninfo sends it) of seconds since
+-- the epoch. Returns undefined when absent, and false when it is neither, which cannot be trusted.
+function ____exports.readExpiry(claims)
     local exp = claims.exp
     if exp == nil then
         return nil
@@ -2121,10 +2335,27 @@ function ____exports.checkExpiry(claims, now, skewSeconds)
     elseif type(exp) == "string" and (string.match(exp, "^%d+%.?%d*$")) ~= nil then
         seconds = tonumber(exp)
     end
+    local ____temp_0
     if seconds == nil or seconds ~= seconds then
+        ____temp_0 = false
+    else
+        ____temp_0 = seconds
+    end
+    return ____temp_0
+end
+--- Checks `exp` when present, allowing `skewSeconds` of clock difference.
+function ____exports.checkExpiry(claims, now, skewSeconds)
+    if skewSeconds == nil then
+        skewSeconds = 0
+    end
+    local seconds = ____exports.readExpiry(claims)
+    if seconds == nil then
+        return nil
+    end
+    if seconds == false then
         return refuse(
             "INTERNAL_FAILURE",
-            ("Claim exp is not a number (" .. jsonTypeName(exp)) .. ")"
+            ("Claim exp is not a number (" .. jsonTypeName(claims.exp)) .. ")"
         )
     end
     if seconds + skewSeconds <= now then
@@ -2149,13 +2380,13 @@ function ____exports.checkScope(settings, claims)
         settings.scope,
         function(____, wanted) return __TS__ArrayIncludes(granted, wanted) end
     )
-    local ____temp_0
+    local ____temp_1
     if settings.scope_match == "all" then
-        ____temp_0 = #held == #settings.scope
+        ____temp_1 = #held == #settings.scope
     else
-        ____temp_0 = #held > 0
+        ____temp_1 = #held > 0
     end
-    local enough = ____temp_0
+    local enough = ____temp_1
     if not enough then
         local needed = settings.scope_match == "all" and "all of" or "one of"
         return refuse(
@@ -2283,7 +2514,13 @@ function send(stage, request, tokenRejectedStatuses, transport, log, activeRequi
     return {ok = true, claims = decoded.object, nullClaims = decoded.nullMembers}
 end
 function ____exports.httpOptions(settings)
-    return {timeoutMsecs = settings.timeout_msecs, maxResponseBytes = settings.max_response_bytes, caFile = settings.tls_ca_cert_file, allowInvalidCertificate = settings.tls_allow_invalid_cert}
+    return {
+        timeoutMsecs = settings.timeout_msecs,
+        maxResponseBytes = settings.max_response_bytes,
+        caFile = settings.tls_ca_cert_file,
+        allowInvalidCertificate = settings.tls_allow_invalid_cert,
+        maxIdleMsecs = settings.max_idle_time_msecs
+    }
 end
 --- Asks a userinfo endpoint, with the token as a Bearer credential (RFC 6750 section 2.1).
 function ____exports.queryUserinfo(settings, url, token, transport, log)
@@ -2473,9 +2710,124 @@ function Discovery.prototype.readDocument(self, document, expectedIssuer, where)
 end
 return ____exports
  end,
+["token-cache"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__Class = ____lualib.__TS__Class
+local ____exports = {}
+____exports.TokenCache = __TS__Class()
+local TokenCache = ____exports.TokenCache
+TokenCache.name = "TokenCache"
+function TokenCache.prototype.____constructor(self, capacity)
+    self.young = {}
+    self.old = {}
+    self.youngCount = 0
+    self.generationSize = math.max(
+        1,
+        math.floor(capacity / 2)
+    )
+end
+function TokenCache.prototype.get(self, key, now)
+    local entry = self.young[key]
+    if entry == nil then
+        entry = self.old[key]
+        if entry == nil then
+            return nil
+        end
+        self.old[key] = nil
+        if entry.expires > now then
+            self:insert(key, entry)
+        end
+    end
+    if entry.expires <= now then
+        self.young[key] = nil
+        return nil
+    end
+    return entry
+end
+function TokenCache.prototype.set(self, key, entry)
+    if self.young[key] ~= nil then
+        self.young[key] = entry
+        return
+    end
+    self.old[key] = nil
+    self:insert(key, entry)
+end
+function TokenCache.prototype.insert(self, key, entry)
+    if self.youngCount >= self.generationSize then
+        self.old = self.young
+        self.young = {}
+        self.youngCount = 0
+    end
+    self.young[key] = entry
+    self.youngCount = self.youngCount + 1
+end
+return ____exports
+ end,
+["token-digest"] = function(...) 
+local ____exports = {}
+local rotateLeft, mixBlock, avalanche, hashLane, PRIME_1, PRIME_2, PRIME_3
+function rotateLeft(value, bits)
+    return value << bits | value >> 64 - bits
+end
+function mixBlock(accumulator, block)
+    return rotateLeft(accumulator + block * PRIME_2, 31) * PRIME_1
+end
+function avalanche(value)
+    local hash = value
+    hash = (hash ~ hash >> 33) * PRIME_2
+    hash = (hash ~ hash >> 29) * PRIME_3
+    return hash ~ hash >> 32
+end
+function hashLane(text, seed)
+    local accumulator = seed + #text * PRIME_3
+    local blocks = math.floor(#text / 8)
+    do
+        local index = 0
+        while index < blocks do
+            accumulator = mixBlock(accumulator, (string.unpack("<i8", text, index * 8 + 1)))
+            index = index + 1
+        end
+    end
+    local tail = string.sub(text, blocks * 8 + 1) .. string.rep(
+        string.char(0),
+        8
+    )
+    accumulator = mixBlock(accumulator, (string.unpack("<i8", tail)))
+    return avalanche(accumulator)
+end
+PRIME_1 = 2654435761 << 32 | 2246822535
+PRIME_2 = 3266489917 << 32 | 668265295
+PRIME_3 = 374761393 << 32 | 2654435833
+--- Reads 16 random bytes for the seed, from /dev/urandom where it exists.
+function ____exports.randomSeed()
+    local file = io.open("/dev/urandom", "rb")
+    local bytes = file and file:read(16)
+    if file ~= nil then
+        file:close()
+    end
+    if bytes ~= nil and #bytes == 16 then
+        local low, high = string.unpack("<i8i8", bytes)
+        return {low, high}
+    end
+    local fallback = (((((tostring(os.time()) .. " ") .. tostring(os.clock())) .. " ") .. tostring({})) .. " ") .. tostring(math.random(0, 2147483647))
+    return {
+        hashLane(fallback, PRIME_3),
+        hashLane(fallback, PRIME_1)
+    }
+end
+--- Returns a 16-byte digest of `token` under the worker's seed.
+function ____exports.tokenDigest(token, seed)
+    return string.pack(
+        "<i8i8",
+        hashLane(token, seed[1]),
+        hashLane(token, seed[2])
+    )
+end
+return ____exports
+ end,
 ["passdb"] = function(...) 
 local ____exports = {}
-local introspectionEndpoint, askEndpoint, mergeClaims, checkIdentity, checkAccount
+local checkToken, checkTokenCached, introspectionEndpoint, askEndpoint, mergeClaims, checkIdentity, checkAccount
 local ____claims = require("claims")
 local lookupClaim = ____claims.lookupClaim
 local ____identity = require("identity")
@@ -2486,6 +2838,9 @@ local ____pass_2Dattrs = require("pass-attrs")
 local expandPassAttributes = ____pass_2Dattrs.expandPassAttributes
 local ____policy = require("policy")
 local checkPolicy = ____policy.checkPolicy
+local readExpiry = ____policy.readExpiry
+local ____token_2Ddigest = require("token-digest")
+local tokenDigest = ____token_2Ddigest.tokenDigest
 local ____url = require("url")
 local appendToUrl = ____url.appendToUrl
 local ____validation = require("validation")
@@ -2494,6 +2849,61 @@ local queryTokenUrl = ____validation.queryTokenUrl
 local queryUserinfo = ____validation.queryUserinfo
 local ____verdict = require("verdict")
 local refuse = ____verdict.refuse
+function checkToken(bridge, user, token, log)
+    local validated = ____exports.validateToken(bridge, token, log)
+    if not validated.ok then
+        return validated
+    end
+    local claims = validated.claims
+    local policyRefusal = checkPolicy(
+        bridge.settings,
+        claims,
+        bridge:now()
+    )
+    if policyRefusal ~= nil then
+        return policyRefusal
+    end
+    local binding = checkIdentity(bridge.settings, claims, user, log)
+    if binding ~= nil then
+        return binding
+    end
+    local expiry = readExpiry(claims)
+    local ____expandPassAttributes_result_1 = expandPassAttributes(bridge.settings.pass_attrs, claims)
+    local ____temp_0
+    if expiry == false then
+        ____temp_0 = nil
+    else
+        ____temp_0 = expiry
+    end
+    return {ok = true, fields = ____expandPassAttributes_result_1, expires = ____temp_0}
+end
+function checkTokenCached(bridge, user, token, log)
+    local cache = bridge.cache
+    local settings = bridge.settings
+    local key = (normalizeName(user) .. "\0") .. tokenDigest(token, bridge.digestSeed)
+    local now = bridge:now()
+    local cached = cache:get(key, now)
+    if cached ~= nil then
+        log:debug(("Token cache hit (" .. (cached.ok and "accepted" or "refused")) .. ")")
+        if cached.ok then
+            return {ok = true, fields = cached.fields or ({})}
+        end
+        return refuse(
+            "PASSWORD_MISMATCH",
+            tostring(cached.reason) .. " (cached)"
+        )
+    end
+    local result = checkToken(bridge, user, token, log)
+    if result.ok then
+        local expires = math.min(now + settings.cache_ttl_secs, result.expires or math.huge)
+        if expires > now then
+            cache:set(key, {ok = true, expires = expires, fields = result.fields})
+        end
+    elseif result.result == "PASSWORD_MISMATCH" and settings.cache_negative_ttl_secs > 0 then
+        cache:set(key, {ok = false, expires = now + settings.cache_negative_ttl_secs, reason = result.reason})
+    end
+    return result
+end
 --- Asks the identity provider as the settings say: tokeninfo_url first when set, then the
 -- introspection endpoint, unless tokeninfo already returned the identity claim and
 -- force_introspection is off. Claims of a later response override those of an earlier one.
@@ -2546,13 +2956,13 @@ function introspectionEndpoint(bridge, log)
         return endpoints
     end
     local wanted = settings.introspection_mode == "post" and "introspection_endpoint" or "userinfo_endpoint"
-    local ____temp_0
+    local ____temp_2
     if settings.introspection_mode == "post" then
-        ____temp_0 = endpoints.introspection
+        ____temp_2 = endpoints.introspection
     else
-        ____temp_0 = endpoints.userinfo
+        ____temp_2 = endpoints.userinfo
     end
-    local url = ____temp_0
+    local url = ____temp_2
     if url == nil then
         return refuse("INTERNAL_FAILURE", "OpenID discovery document has no " .. wanted)
     end
@@ -2568,9 +2978,9 @@ end
 function askEndpoint(bridge, url, token, log)
     local settings = bridge.settings
     repeat
-        local ____switch21 = settings.introspection_mode
-        local ____cond21 = ____switch21 == "auth"
-        if ____cond21 then
+        local ____switch29 = settings.introspection_mode
+        local ____cond29 = ____switch29 == "auth"
+        if ____cond29 then
             return queryUserinfo(
                 settings,
                 url,
@@ -2579,8 +2989,8 @@ function askEndpoint(bridge, url, token, log)
                 log
             )
         end
-        ____cond21 = ____cond21 or ____switch21 == "get"
-        if ____cond21 then
+        ____cond29 = ____cond29 or ____switch29 == "get"
+        if ____cond29 then
             return queryTokenUrl(
                 settings,
                 url,
@@ -2590,8 +3000,8 @@ function askEndpoint(bridge, url, token, log)
                 log
             )
         end
-        ____cond21 = ____cond21 or ____switch21 == "post"
-        if ____cond21 then
+        ____cond29 = ____cond29 or ____switch29 == "post"
+        if ____cond29 then
             return queryIntrospection(
                 settings,
                 url,
@@ -2636,21 +3046,21 @@ end
 function checkAccount(accounts, user, log)
     local found = accounts:lookup(user, log)
     repeat
-        local ____switch32 = found.status
-        local ____cond32 = ____switch32 == "unavailable"
-        if ____cond32 then
+        local ____switch40 = found.status
+        local ____cond40 = ____switch40 == "unavailable"
+        if ____cond40 then
             return refuse("INTERNAL_FAILURE", "Account list unavailable: " .. found.reason)
         end
-        ____cond32 = ____cond32 or ____switch32 == "missing"
-        if ____cond32 then
+        ____cond40 = ____cond40 or ____switch40 == "missing"
+        if ____cond40 then
             return refuse("USER_UNKNOWN", "No mailbox for the login name in " .. accounts.location)
         end
-        ____cond32 = ____cond32 or ____switch32 == "disabled"
-        if ____cond32 then
+        ____cond40 = ____cond40 or ____switch40 == "disabled"
+        if ____cond40 then
             return refuse("USER_DISABLED", "Mailbox is disabled in " .. accounts.location)
         end
-        ____cond32 = ____cond32 or ____switch32 == "found"
-        if ____cond32 then
+        ____cond40 = ____cond40 or ____switch40 == "found"
+        if ____cond40 then
             log:debug("Mailbox found in " .. accounts.location)
             return nil
         end
@@ -2665,31 +3075,15 @@ function ____exports.verifyLogin(bridge, user, token, log)
             ("Token is not a valid bearer token (" .. tostring(#token)) .. " bytes)"
         )
     end
-    local validated = ____exports.validateToken(bridge, token, log)
-    if not validated.ok then
-        return validated
-    end
-    local claims = validated.claims
-    local policyRefusal = checkPolicy(
-        bridge.settings,
-        claims,
-        bridge:now()
-    )
-    if policyRefusal ~= nil then
-        return policyRefusal
-    end
-    local binding = checkIdentity(bridge.settings, claims, user, log)
-    if binding ~= nil then
-        return binding
+    local accepted = bridge.cache == nil and checkToken(bridge, user, token, log) or checkTokenCached(bridge, user, token, log)
+    if not accepted.ok then
+        return accepted
     end
     local account = checkAccount(bridge.accounts, user, log)
     if account ~= nil then
         return account
     end
-    return {
-        ok = true,
-        fields = expandPassAttributes(bridge.settings.pass_attrs, claims)
-    }
+    return {ok = true, fields = accepted.fields}
 end
 return ____exports
  end,
@@ -2706,7 +3100,12 @@ local loadSettings = ____config.loadSettings
 local SETTINGS_PATH_VARIABLE = ____config.SETTINGS_PATH_VARIABLE
 local ____discovery = require("discovery")
 local Discovery = ____discovery.Discovery
+local ____token_2Dcache = require("token-cache")
+local TokenCache = ____token_2Dcache.TokenCache
+local ____token_2Ddigest = require("token-digest")
+local randomSeed = ____token_2Ddigest.randomSeed
 local ____http = require("http")
+local closeIdleConnections = ____http.closeIdleConnections
 local httpRequest = ____http.httpRequest
 local ____passdb = require("passdb")
 local verifyLogin = ____passdb.verifyLogin
@@ -2784,17 +3183,21 @@ function ____exports.scriptInit()
         ____temp_0 = __TS__New(Discovery, settings, settings.openid_configuration_url)
     end
     local discovery = ____temp_0
+    local cache = settings.cache_ttl_secs > 0 and __TS__New(TokenCache, settings.cache_size) or nil
     bridge = {
         settings = settings,
         accounts = accounts,
         transport = httpRequest,
         discovery = discovery,
+        cache = cache,
+        digestSeed = randomSeed(),
         now = function() return os.time() end
     }
     return 0
 end
 function ____exports.scriptDeinit()
     bridge = nil
+    closeIdleConnections()
 end
 --- Verifies one XOAUTH2 or OAUTHBEARER token. Any stray error becomes INTERNAL_FAILURE, never OK.
 function ____exports.authPasswordVerify(req, token)
@@ -2842,6 +3245,8 @@ ____exports.validation = require("validation")
 ____exports.http = require("http")
 ____exports.connection = require("connection")
 ____exports.url = require("url")
+____exports.tokenDigest = require("token-digest")
+____exports.tokenCache = require("token-cache")
 return ____exports
  end,
 }

@@ -1,6 +1,6 @@
-// A socket for luasocket's HTTP client with one deadline for the whole request, where luasocket
-// has a timeout per read. For HTTPS it also verifies the certificate chain and the host name,
-// which luasec 1.2 checks neither by default.
+// A TCP or TLS connection to the identity provider with a deadline for each request, where
+// luasocket has a timeout per read. For HTTPS it also verifies the certificate chain and the
+// host name, which luasec 1.2 checks neither by default.
 
 import * as socket from "socket";
 import * as ssl from "ssl";
@@ -9,7 +9,7 @@ export interface ConnectionOptions {
   readonly tls: boolean;
   /** Host name or IP address from the URL, which the certificate must name. */
   readonly host: string;
-  readonly deadline: number;
+  readonly port: number;
   readonly verifyCertificate: boolean;
   readonly caFile?: string;
 }
@@ -17,70 +17,73 @@ export interface ConnectionOptions {
 const SUBJECT_ALT_NAME_OID = "2.5.29.17";
 const SYSTEM_CA_DIRECTORY = "/etc/ssl/certs";
 
-/** Returns a `create` function for socket.http.request that builds such a socket. */
-export function connectionFactory(
+/** Opens a connection, TLS included, within `deadline` (seconds, socket.gettime() clock). */
+export function openConnection(
   options: ConnectionOptions,
-): (this: void) => LuaMultiReturn<[TcpSocket] | [undefined, string]> {
-  return () => {
-    const [tcp, error] = socket.tcp();
-    if (tcp === undefined) {
-      return $multi(undefined, error);
-    }
-    return $multi(new DeadlineSocket(tcp, options) as unknown as TcpSocket);
-  };
+  deadline: number,
+): { ok: true; connection: Connection } | { ok: false; error: string } {
+  const [tcp, error] = socket.tcp();
+  if (tcp === undefined) {
+    return { ok: false, error };
+  }
+  const connection = new Connection(tcp, options);
+  connection.deadline = deadline;
+  const [connected, connectError] = connection.connect();
+  if (connected === undefined) {
+    connection.close();
+    return { ok: false, error: connectError };
+  }
+  return { ok: true, connection };
 }
 
-class DeadlineSocket {
+export class Connection {
   private sock: TcpSocket;
+  /** When the current request must be done, in seconds on the socket.gettime() clock. */
+  deadline = 0;
+  /** When the connection was last returned to the pool, in seconds. */
+  idleSince = 0;
 
   constructor(
     tcp: TcpSocket,
-    private readonly options: ConnectionOptions,
+    readonly options: ConnectionOptions,
   ) {
     this.sock = tcp;
   }
 
-  connect(host: string, port: number): LuaMultiReturn<[1] | [undefined, string]> {
+  connect(): LuaMultiReturn<[1] | [undefined, string]> {
     if (!this.applyDeadline()) return $multi(undefined, "timeout");
-    const [connected, connectError] = this.sock.connect(host, port);
+    const [connected, connectError] = this.sock.connect(this.options.host, this.options.port);
     if (connected === undefined) return $multi(undefined, connectError);
     if (!this.options.tls) return $multi(1);
     return this.startTls();
   }
 
-  /** Ignores luasocket's own per-operation timeout, because the deadline decides. */
-  settimeout(): LuaMultiReturn<[1]> {
-    return $multi(1);
-  }
-
-  send(data: string, i?: number, j?: number): LuaMultiReturn<[number] | [undefined, string, number]> {
+  send(data: string): LuaMultiReturn<[number] | [undefined, string, number]> {
     if (!this.applyDeadline()) return $multi(undefined, "timeout", 0);
-    return this.sock.send(data, i, j);
+    return this.sock.send(data);
   }
 
-  receive(pattern?: string | number, prefix?: string): LuaMultiReturn<[string] | [undefined, string, string | undefined]> {
+  receive(pattern: string | number): LuaMultiReturn<[string] | [undefined, string, string | undefined]> {
     if (!this.applyDeadline()) return $multi(undefined, "timeout", undefined);
-    return this.sock.receive(pattern, prefix);
+    return this.sock.receive(pattern);
   }
 
   close(): void {
     this.sock.close();
   }
 
-  getfd(): number {
-    return this.sock.getfd();
-  }
-
-  dirty(): boolean {
-    return this.sock.dirty();
-  }
-
-  setoption(option: string, value: unknown): LuaMultiReturn<[1] | [undefined, string]> {
-    return this.sock.setoption(option, value);
+  /**
+   * Tells whether an idle connection can be used again. A connection that the server closed,
+   * or that has unexpected bytes waiting, is readable; a healthy idle one is not.
+   */
+  isReusable(): boolean {
+    if (this.sock.dirty()) return false;
+    const [readable] = socket.select([this.sock], [], 0);
+    return readable === undefined || readable.length === 0;
   }
 
   private applyDeadline(): boolean {
-    const remaining = this.options.deadline - socket.gettime();
+    const remaining = this.deadline - socket.gettime();
     if (remaining <= 0) return false;
     this.sock.settimeout(remaining);
     return true;

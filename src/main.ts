@@ -4,7 +4,9 @@
 import { createAccountSource } from "./accounts";
 import { DEFAULT_SETTINGS_PATH, loadSettings, SETTINGS_PATH_VARIABLE } from "./config";
 import { Discovery } from "./discovery";
-import { httpRequest } from "./http";
+import { TokenCache } from "./token-cache";
+import { randomSeed } from "./token-digest";
+import { closeIdleConnections, httpRequest } from "./http";
 import { Bridge, verifyLogin } from "./passdb";
 import { Logger, ResultName } from "./verdict";
 
@@ -33,12 +35,14 @@ export function scriptInit(): number {
 
   const discovery =
     settings.openid_configuration_url === undefined ? undefined : new Discovery(settings, settings.openid_configuration_url);
-  bridge = { settings, accounts, transport: httpRequest, discovery, now: () => os.time() };
+  const cache = settings.cache_ttl_secs > 0 ? new TokenCache(settings.cache_size) : undefined;
+  bridge = { settings, accounts, transport: httpRequest, discovery, cache, digestSeed: randomSeed(), now: () => os.time() };
   return 0;
 }
 
 export function scriptDeinit(): void {
   bridge = undefined;
+  closeIdleConnections();
 }
 
 /** Verifies one XOAUTH2 or OAUTHBEARER token. Any stray error becomes INTERNAL_FAILURE, never OK. */
@@ -134,3 +138,5 @@ export * as validation from "./validation";
 export * as http from "./http";
 export * as connection from "./connection";
 export * as url from "./url";
+export * as tokenDigest from "./token-digest";
+export * as tokenCache from "./token-cache";

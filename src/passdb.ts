@@ -7,8 +7,10 @@ import { Discovery } from "./discovery";
 import { Transport } from "./http";
 import { expandUsernameFormat, normalizeName, readIdentityClaim } from "./identity";
 import { expandPassAttributes } from "./pass-attrs";
-import { checkPolicy } from "./policy";
+import { checkPolicy, readExpiry } from "./policy";
 import { Settings } from "./settings";
+import { TokenCache } from "./token-cache";
+import { tokenDigest } from "./token-digest";
 import { appendToUrl, ParsedUrl } from "./url";
 import { queryIntrospection, queryTokenUrl, queryUserinfo, TokenClaims, ValidationResult } from "./validation";
 import { Logger, Refusal, refuse } from "./verdict";
@@ -18,9 +20,16 @@ export interface Bridge {
   readonly accounts: AccountSource;
   readonly transport: Transport;
   readonly discovery?: Discovery;
+  /** The token cache, absent when cache_ttl_secs = 0. */
+  readonly cache?: TokenCache;
+  /** The worker's random seed for token digests in cache keys. */
+  readonly digestSeed: readonly [number, number];
   /** Seconds since the epoch. */
   readonly now: () => number;
 }
+
+/** A token accepted for the login name, with the passdb fields and the token's expiry if known. */
+type TokenAccepted = { readonly ok: true; readonly fields: LuaTable<string, string>; readonly expires?: number };
 
 export type Verdict = { readonly ok: true; readonly fields: LuaTable<string, string> } | Refusal;
 
@@ -33,6 +42,17 @@ export function verifyLogin(bridge: Bridge, user: string, token: string, log: Lo
     return refuse("PASSWORD_MISMATCH", `Token is not a valid bearer token (${token.length} bytes)`);
   }
 
+  const accepted = bridge.cache === undefined ? checkToken(bridge, user, token, log) : checkTokenCached(bridge, user, token, log);
+  if (!accepted.ok) return accepted;
+
+  const account = checkAccount(bridge.accounts, user, log);
+  if (account !== undefined) return account;
+
+  return { ok: true, fields: accepted.fields };
+}
+
+/** Checks the token with the identity provider, then its policy and its binding to `user`. */
+function checkToken(bridge: Bridge, user: string, token: string, log: Logger): TokenAccepted | Refusal {
   const validated = validateToken(bridge, token, log);
   if (!validated.ok) return validated;
   const claims = validated.claims;
@@ -43,10 +63,43 @@ export function verifyLogin(bridge: Bridge, user: string, token: string, log: Lo
   const binding = checkIdentity(bridge.settings, claims, user, log);
   if (binding !== undefined) return binding;
 
-  const account = checkAccount(bridge.accounts, user, log);
-  if (account !== undefined) return account;
+  const expiry = readExpiry(claims);
+  return {
+    ok: true,
+    fields: expandPassAttributes(bridge.settings.pass_attrs, claims),
+    expires: expiry === false ? undefined : expiry,
+  };
+}
 
-  return { ok: true, fields: expandPassAttributes(bridge.settings.pass_attrs, claims) };
+/**
+ * checkToken through the cache. The key is the normalised login name and a digest of the token,
+ * so an entry serves only the same token for the same user. Acceptances live until the cache TTL
+ * or the token's exp, whichever comes first; mismatches only when cache_negative_ttl_secs is
+ * set; temporary failures never.
+ */
+function checkTokenCached(bridge: Bridge, user: string, token: string, log: Logger): TokenAccepted | Refusal {
+  const cache = bridge.cache as TokenCache;
+  const settings = bridge.settings;
+  const key = normalizeName(user) + "\0" + tokenDigest(token, bridge.digestSeed);
+  const now = bridge.now();
+
+  const cached = cache.get(key, now);
+  if (cached !== undefined) {
+    log.debug(`Token cache hit (${cached.ok ? "accepted" : "refused"})`);
+    if (cached.ok) return { ok: true, fields: cached.fields ?? new LuaTable() };
+    return refuse("PASSWORD_MISMATCH", `${cached.reason} (cached)`);
+  }
+
+  const result = checkToken(bridge, user, token, log);
+  if (result.ok) {
+    const expires = Math.min(now + settings.cache_ttl_secs, result.expires ?? math.huge);
+    if (expires > now) {
+      cache.set(key, { ok: true, expires, fields: result.fields });
+    }
+  } else if (result.result === "PASSWORD_MISMATCH" && settings.cache_negative_ttl_secs > 0) {
+    cache.set(key, { ok: false, expires: now + settings.cache_negative_ttl_secs, reason: result.reason });
+  }
+  return result;
 }
 
 /**

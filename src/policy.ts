@@ -41,15 +41,14 @@ export function checkActiveAttribute(settings: Settings, claims: LuaTable<string
 }
 
 /**
- * Checks `exp` when present: a number or a numeric string (as Google's tokeninfo sends it) of
- * seconds since the epoch. An expiry that is neither cannot be trusted.
+ * Reads `exp`: a number or a numeric string (as Google's tokeninfo sends it) of seconds since
+ * the epoch. Returns undefined when absent, and false when it is neither, which cannot be trusted.
  */
-export function checkExpiry(claims: LuaTable<string, unknown>, now: number, skewSeconds = 0): Refusal | undefined {
+export function readExpiry(claims: LuaTable<string, unknown>): number | undefined | false {
   const exp = claims.get("exp");
   if (exp === undefined) {
     return undefined;
   }
-
   let seconds: number | undefined = undefined;
   if (typeof exp === "number") {
     seconds = exp;
@@ -57,8 +56,17 @@ export function checkExpiry(claims: LuaTable<string, unknown>, now: number, skew
     seconds = tonumber(exp);
   }
   // NaN compares false with everything, so it would never expire.
-  if (seconds === undefined || seconds !== seconds) {
-    return refuse("INTERNAL_FAILURE", `Claim exp is not a number (${jsonTypeName(exp)})`);
+  return seconds === undefined || seconds !== seconds ? false : seconds;
+}
+
+/** Checks `exp` when present, allowing `skewSeconds` of clock difference. */
+export function checkExpiry(claims: LuaTable<string, unknown>, now: number, skewSeconds = 0): Refusal | undefined {
+  const seconds = readExpiry(claims);
+  if (seconds === undefined) {
+    return undefined;
+  }
+  if (seconds === false) {
+    return refuse("INTERNAL_FAILURE", `Claim exp is not a number (${jsonTypeName(claims.get("exp"))})`);
   }
   if (seconds + skewSeconds <= now) {
     return refuse("PASSWORD_MISMATCH", "Token has expired");

@@ -34,9 +34,13 @@ export interface Settings {
   readonly require_email_verified: boolean;
   readonly clock_skew_secs: number;
   readonly pass_attrs: readonly PassAttribute[];
+  readonly cache_ttl_secs: number;
+  readonly cache_negative_ttl_secs: number;
+  readonly cache_size: number;
   readonly tls_ca_cert_file?: string;
   readonly tls_allow_invalid_cert: boolean;
   readonly timeout_msecs: number;
+  readonly max_idle_time_msecs: number;
   readonly max_response_bytes: number;
   readonly account_source: "postfix-accounts" | "passwd-file" | "ldap";
   readonly account_file: string;
@@ -177,6 +181,27 @@ export const KEYS: { readonly [key: string]: KeySpec } = {
     dovecot: true,
     description: "passdb fields returned on success, e.g. proxy=y host=%{oauth2:mail_host}",
   },
+  cache_ttl_secs: {
+    kind: "integer",
+    defaultValue: "60",
+    min: 0,
+    max: 86400,
+    description: "how long an accepted token is reused without asking the identity provider; 0 turns the cache off",
+  },
+  cache_negative_ttl_secs: {
+    kind: "integer",
+    defaultValue: "0",
+    min: 0,
+    max: 300,
+    description: "how long a rejected token stays rejected without asking again; 0 caches no rejections",
+  },
+  cache_size: {
+    kind: "integer",
+    defaultValue: "1000",
+    min: 2,
+    max: 1000000,
+    description: "most tokens each auth worker keeps in its cache",
+  },
   tls_ca_cert_file: {
     kind: "path",
     dovecot: true,
@@ -195,6 +220,14 @@ export const KEYS: { readonly [key: string]: KeySpec } = {
     max: 600000,
     dovecot: true,
     description: "time limit for one request to the identity provider, in milliseconds",
+  },
+  max_idle_time_msecs: {
+    kind: "integer",
+    defaultValue: "30000",
+    min: 0,
+    max: 3600000,
+    dovecot: true,
+    description: "how long an idle connection to the identity provider is kept for reuse, in milliseconds; 0 closes it",
   },
   max_response_bytes: {
     kind: "integer",
@@ -269,7 +302,6 @@ export const DOVECOT_ONLY_KEYS = [
   "tls_cert_file",
   "tls_key_file",
   "tls_cipher_suite",
-  "max_idle_time_msecs",
   "max_parallel_connections",
   "max_pipelined_requests",
   "user_agent",

@@ -7,6 +7,8 @@ export interface ParsedUrl {
   readonly scheme: "http" | "https";
   readonly host: string;
   readonly port: number;
+  /** The request target: path and query, at least "/". */
+  readonly target: string;
   /** Percent-decoded user and password from the URL, where the caller allowed them. */
   readonly credentials?: { readonly user: string; readonly password: string };
 }
@@ -46,8 +48,11 @@ export function parseUrl(text: string, options: ParseOptions = {}): LuaMultiRetu
     port = parsed;
   }
 
+  const target = (parts.path === undefined || parts.path === "" ? "/" : parts.path) +
+    (parts.params === undefined ? "" : ";" + parts.params) +
+    (parts.query === undefined ? "" : "?" + parts.query);
   if (parts.userinfo === undefined) {
-    return $multi({ text, scheme, host: parts.host.toLowerCase(), port });
+    return $multi({ text, scheme, host: parts.host.toLowerCase(), port, target });
   }
   if (options.allowCredentials !== true) {
     return $multi(undefined, "credentials in the URL are not supported");
@@ -68,13 +73,14 @@ export function parseUrl(text: string, options: ParseOptions = {}): LuaMultiRetu
     scheme,
     host: parts.host.toLowerCase(),
     port,
+    target,
     credentials: { user: socketUrl.unescape(parts.user), password: socketUrl.unescape(parts.password) },
   });
 }
 
 /** Returns the URL with `suffix` appended, as for a token added to a tokeninfo URL. */
 export function appendToUrl(url: ParsedUrl, suffix: string): ParsedUrl {
-  return { text: url.text + suffix, scheme: url.scheme, host: url.host, port: url.port };
+  return { text: url.text + suffix, scheme: url.scheme, host: url.host, port: url.port, target: url.target + suffix };
 }
 
 /**

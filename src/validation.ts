@@ -145,5 +145,6 @@ export function httpOptions(settings: Settings): HttpOptions {
     maxResponseBytes: settings.max_response_bytes,
     caFile: settings.tls_ca_cert_file,
     allowInvalidCertificate: settings.tls_allow_invalid_cert,
+    maxIdleMsecs: settings.max_idle_time_msecs,
   };
 }

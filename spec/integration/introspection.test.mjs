@@ -126,7 +126,8 @@ async function startBridgeDovecot(name, settings) {
   const dovecot = await startDovecot({
     dir,
     luaScript: BRIDGE_SCRIPT,
-    bridgeSettings: settingsText({ account_file: accountFile, timeout_msecs: 3000, ...settings }),
+    // The token cache is off: these cases check what the identity provider answers each time.
+    bridgeSettings: settingsText({ account_file: accountFile, timeout_msecs: 3000, cache_ttl_secs: 0, ...settings }),
   });
   runningServers.push(dovecot);
   logFiles.push(dovecot.logPath);

@@ -20,6 +20,13 @@ declare interface TcpSocket {
 declare module "socket" {
   export function tcp(this: void): LuaMultiReturn<[TcpSocket] | [undefined, string]>;
   export function gettime(this: void): number;
+  /** Waits until sockets are readable or writable; a timeout of 0 only polls. */
+  export function select(
+    this: void,
+    receive: TcpSocket[],
+    send: TcpSocket[],
+    timeout?: number,
+  ): LuaMultiReturn<[TcpSocket[] | undefined, TcpSocket[] | undefined, string | undefined]>;
 }
 
 /** A request table for socket.http.request (the generic form). */

@@ -23,6 +23,8 @@ declare interface SslConnection extends TcpSocket {
   sni(this: SslConnection, host: string): boolean;
   dohandshake(this: SslConnection): LuaMultiReturn<[true] | [false | undefined, string]>;
   getpeercertificate(this: SslConnection, index?: number): X509Certificate | undefined;
+  /** Tells whether decrypted bytes wait in luasec's buffer. */
+  dirty(this: SslConnection): boolean;
 }
 
 /** @noResolution */
