@@ -580,7 +580,10 @@ function ____exports.claimNames(claims, limit)
         __TS__ArraySlice(names, 0, limit),
         ", "
     )
-    return #names > limit and shown .. ", ..." or (shown == "" and "(none)" or shown)
+    if #names > limit then
+        return shown .. ", ..."
+    end
+    return shown == "" and "(none)" or shown
 end
 --- Returns a string, number or boolean claim as its JSON text, or undefined for other types.
 -- lua-cjson 2.1 decodes every number as a float, so 1000 is formatted without ".0".

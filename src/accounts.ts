@@ -14,7 +14,7 @@ export type AccountLookup =
   | { readonly status: "unavailable"; readonly reason: string };
 
 export interface AccountSource {
-  /** Where the accounts come from, for log lines: a file path or an LDAP URI and base. */
+  /** The source's location for log lines: a file path, or LDAP URIs and the base. */
   readonly location: string;
   /** Looks up a login name, already normalised by the caller or not. */
   lookup(name: string, log: Logger): AccountLookup;

@@ -30,7 +30,10 @@ export function claimNames(claims: LuaTable<string, unknown>, limit = 20): strin
   }
   names.sort();
   const shown = names.slice(0, limit).join(", ");
-  return names.length > limit ? `${shown}, ...` : shown === "" ? "(none)" : shown;
+  if (names.length > limit) {
+    return `${shown}, ...`;
+  }
+  return shown === "" ? "(none)" : shown;
 }
 
 /**

@@ -1,7 +1,7 @@
 // The HTTP/1.1 client for identity provider requests. Every request has a deadline, a body size
-// limit, and no redirects. Each auth worker keeps one idle connection per origin (keep-alive,
-// so a TLS session is set up once), and a GET that fails on a kept connection before any
-// response byte arrived, because the server closed it while idle, is sent once more on a new one.
+// limit, and no redirects. Each auth worker keeps one idle connection per origin (keep-alive),
+// so a TLS session is set up once. The server may close a kept connection while it is idle, so
+// a GET that fails there before any response byte arrived is sent once more on a new connection.
 
 import * as socket from "socket";
 import { Connection, openConnection } from "./connection";
