@@ -29,6 +29,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# Postfix, Roundcube, Chromium and the other end-to-end parts have their own list.
+if [ -x scripts/install-e2e-deps.sh ]; then
+  scripts/install-e2e-deps.sh
+fi
+
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "Installing npm devDependencies from package-lock.json"
   npm ci --no-audit --no-fund
