@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fails when the committed lua-out/ differs from what src/ compiles to.
+# Fails when the committed lua-out/ differs from what src/ compiles to: oauth2-bridge.lua
+# (tsconfig.json) and oauth2-check.lua (tsconfig.check.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -7,6 +8,7 @@ fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT
 
 npx tstl -p tsconfig.json --outDir "$fresh"
+npx tstl -p tsconfig.check.json --outDir "$fresh"
 if ! diff -r -u lua-out "$fresh" > "$fresh.diff"; then
   head -n 40 "$fresh.diff" >&2
   rm -f "$fresh.diff"
