@@ -96,7 +96,7 @@ export function findAllLogLines(pattern, text) {
  * Renders dovecot.conf for one test instance. Every path is inside `dir`, so
  * the instance never reads /etc/dovecot or writes to /run/dovecot or /var/lib/dovecot.
  */
-export function renderDovecotConfig({ dir, imapPort, instanceName, luaScript, settingsPath, passwdPath, extraConfig = '' }) {
+export function renderDovecotConfig({ dir, imapPort, instanceName, luaScript, settingsPath, passwdPath, extraConfig = '', userdbArgs = '' }) {
   return `# Written by spec/integration/lib/dovecot.mjs for one test run.
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -137,7 +137,7 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=${MAIL_USER} gid=${MAIL_GROUP} home=${dir}/mail/%u
+  args = uid=${MAIL_USER} gid=${MAIL_GROUP} home=${dir}/mail/%u${userdbArgs ? ` ${userdbArgs}` : ''}
 }
 mail_location = maildir:~/Maildir
 namespace inbox {
@@ -178,8 +178,11 @@ ${extraConfig}
  * passdb or userdb section there is added after the ones above.
  * The bridge settings file is owner root, group dovecot, mode `settingsMode`
  * (default 0640), so the auth process can read it as well as the auth-worker.
+ * `userdbArgs` is appended to the args of the static userdb, e.g. `allow_all_users=yes`, which
+ * LMTP delivery needs: without it the static userdb checks that a recipient exists with a
+ * passdb lookup, and every passdb here is limited to login mechanisms.
  */
-export async function startDovecot({ dir, luaScript, bridgeSettings, passwdUsers = {}, extraConfig = '', settingsMode = 0o640 }) {
+export async function startDovecot({ dir, luaScript, bridgeSettings, passwdUsers = {}, extraConfig = '', userdbArgs = '', settingsMode = 0o640 }) {
   checkStartOptions({ dir, luaScript, bridgeSettings, passwdUsers });
 
   const authGid = lookupId('/etc/group', AUTH_PROCESS_GROUP);
@@ -215,7 +218,7 @@ export async function startDovecot({ dir, luaScript, bridgeSettings, passwdUsers
   let lastError;
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
     const imapPort = await findFreePort();
-    const config = renderDovecotConfig({ dir, imapPort, instanceName, luaScript: scriptCopy, settingsPath, passwdPath, extraConfig });
+    const config = renderDovecotConfig({ dir, imapPort, instanceName, luaScript: scriptCopy, settingsPath, passwdPath, extraConfig, userdbArgs });
     fs.writeFileSync(configPath, config, { mode: 0o644 });
 
     // A socket file left by an earlier start in this directory would defeat
