@@ -16,6 +16,11 @@
 # LDAP_BIND_PW, LDAP_START_TLS or DOVECOT_TLS, and DOVECOT_USER_FILTER (Dovecot's %u, %n, %d)
 # or else LDAP_QUERY_FILTER_USER (Postfix's %s for the address, %u for the local part, %d).
 #
+# With OAUTH2_BRIDGE_SNIPPET=PATH it also writes the Dovecot configuration snippet that fits the
+# installed Dovecot (`dovecot --version`, or DOVECOT_VERSION): on 2.3 the Lua passdb, on 2.4 the
+# oauth2 block filled from the same variables plus the fail-closed Lua passdb. The script path in
+# the snippet is OAUTH2_BRIDGE_SCRIPT (default /usr/local/share/dovecot-oauth2-bridge/oauth2-bridge.lua).
+#
 # Usage: oauth2-bridge-setup.sh [OUTPUT]   (default /etc/dovecot/oauth2-bridge.conf)
 set -euo pipefail
 
@@ -128,3 +133,66 @@ chmod 0640 "$temporary"
 mv -f "$temporary" "$output"
 trap - EXIT
 echo "oauth2-bridge-setup: wrote $output"
+
+# Prints the Dovecot snippet for the given major.minor version.
+dovecot_snippet() {
+  local version=$1
+  local script=${OAUTH2_BRIDGE_SCRIPT:-/usr/local/share/dovecot-oauth2-bridge/oauth2-bridge.lua}
+  echo "# Written by oauth2-bridge-setup.sh for Dovecot $version. Edits are overwritten."
+  case "$version" in
+    2.3)
+      cat <<SNIPPET
+auth_mechanisms = \$auth_mechanisms xoauth2 oauthbearer
+passdb {
+  driver = lua
+  mechanisms = xoauth2 oauthbearer
+  args = file=$script blocking=yes
+}
+SNIPPET
+      ;;
+    *)
+      # Dovecot 2.4 validates the token itself first, with the same URL and claim; the Lua
+      # passdb then reads the settings file written above, because lua_settings is empty.
+      cat <<SNIPPET
+auth_mechanisms {
+  xoauth2 = yes
+  oauthbearer = yes
+}
+oauth2 {
+  introspection_mode = ${OAUTH2_INTROSPECTION_MODE:-auth}
+  introspection_url = $OAUTH2_INTROSPECTION_URL
+  username_attribute = ${OAUTH2_USERNAME_ATTRIBUTE:-email}
+SNIPPET
+      if [ "${OAUTH2_INTROSPECTION_MODE:-auth}" = "post" ]; then
+        echo "  client_id = $OAUTH2_CLIENT_ID"
+        echo "  client_secret = $OAUTH2_CLIENT_SECRET"
+      fi
+      cat <<SNIPPET
+}
+passdb lua {
+  lua_file = $script
+  mechanisms_filter = xoauth2 oauthbearer
+  result_failure = return-fail
+  result_internalfail = return-fail
+}
+SNIPPET
+      ;;
+  esac
+}
+
+if [ -n "${OAUTH2_BRIDGE_SNIPPET:-}" ]; then
+  version=${DOVECOT_VERSION:-$(dovecot --version 2>/dev/null || true)}
+  version=$(printf '%s' "$version" | sed -n 's/^\([0-9]*\.[0-9]*\).*/\1/p')
+  if [ -z "$version" ]; then
+    echo "oauth2-bridge-setup: cannot tell the Dovecot version. Set DOVECOT_VERSION, e.g. 2.3 or 2.4." >&2
+    exit 1
+  fi
+  snippet_temporary=$(mktemp "$(dirname "$OAUTH2_BRIDGE_SNIPPET")/.oauth2-bridge-snippet.XXXXXX")
+  dovecot_snippet "$version" > "$snippet_temporary"
+  if getent group dovecot > /dev/null; then
+    chgrp dovecot "$snippet_temporary"
+  fi
+  chmod 0640 "$snippet_temporary"
+  mv -f "$snippet_temporary" "$OAUTH2_BRIDGE_SNIPPET"
+  echo "oauth2-bridge-setup: wrote $OAUTH2_BRIDGE_SNIPPET for Dovecot $version"
+fi

@@ -512,6 +512,16 @@ local function __TS__ArrayPush(self, ...)
     return len
 end
 
+local function __TS__ArrayFind(self, predicate, thisArg)
+    for i = 1, #self do
+        local elem = self[i]
+        if predicate(thisArg, elem, i - 1, self) then
+            return elem
+        end
+    end
+    return nil
+end
+
 return {
   __TS__StringIncludes = __TS__StringIncludes,
   __TS__ArraySort = __TS__ArraySort,
@@ -534,7 +544,8 @@ return {
   __TS__ArrayIncludes = __TS__ArrayIncludes,
   __TS__ObjectKeys = __TS__ObjectKeys,
   __TS__ArrayFilter = __TS__ArrayFilter,
-  __TS__ArrayPush = __TS__ArrayPush
+  __TS__ArrayPush = __TS__ArrayPush,
+  __TS__ArrayFind = __TS__ArrayFind
 }
  end,
 ["claims"] = function(...) 
@@ -2713,6 +2724,122 @@ function Discovery.prototype.readDocument(self, document, expectedIssuer, where)
 end
 return ____exports
  end,
+["dovecot24"] = function(...) 
+local ____lualib = require("lualib_bundle")
+local __TS__ArraySort = ____lualib.__TS__ArraySort
+local __TS__ArrayFind = ____lualib.__TS__ArrayFind
+local ____exports = {}
+local REQUIRED_RESULT = "return-fail"
+local TOKEN_MECHANISMS = {"xoauth2", "oauthbearer"}
+--- Turns the lua_settings table that Dovecot 2.4 passes to script_init into settings file text.
+function ____exports.settingsTextFromTable(luaSettings)
+    local lines = {}
+    for key, value in pairs(luaSettings) do
+        local text = tostring(value)
+        if (string.find(text, "[\r\n]")) ~= nil then
+            error(("lua_settings " .. key) .. " contains a line break, which no setting accepts", 0)
+        end
+        lines[#lines + 1] = ((key .. " = \"") .. text) .. "\""
+    end
+    __TS__ArraySort(lines)
+    return table.concat(lines, "\n") .. "\n"
+end
+--- Reads the top-level settings and the passdb blocks from `doveconf -n` output.
+function ____exports.parseDoveconf(text)
+    local global = {}
+    local passdbs = {}
+    local depth = 0
+    local current = nil
+    for line in string.gmatch(text .. "\n", "([^\n]*)\n") do
+        do
+            local trimmed = (string.match(line, "^%s*(.-)%s*$")) or ""
+            if (string.match(trimmed, "{$")) ~= nil then
+                local name = string.match(trimmed, "^passdb%s+(%S+)%s*{$")
+                if depth == 0 and name ~= nil then
+                    current = {name = name, settings = {}}
+                    passdbs[#passdbs + 1] = current
+                end
+                depth = depth + 1
+                goto __continue6
+            end
+            if trimmed == "}" then
+                depth = depth - 1
+                if depth == 0 then
+                    current = nil
+                end
+                goto __continue6
+            end
+            local key, value = string.match(trimmed, "^([%w_]+)%s*=%s*(.-)$")
+            if key == nil or value == nil then
+                goto __continue6
+            end
+            if depth == 0 then
+                global[key] = value
+            elseif depth == 1 and current ~= nil then
+                current.settings[key] = value
+            end
+        end
+        ::__continue6::
+    end
+    return {global = global, passdbs = passdbs}
+end
+--- Checks that the passdb block running `scriptPath` cannot fail open. Returns the problem and
+-- its fix, or undefined when the configuration is fail-closed.
+function ____exports.checkFailClosed(doveconfOutput, scriptPath)
+    local ____exports_parseDoveconf_result_0 = ____exports.parseDoveconf(doveconfOutput)
+    local global = ____exports_parseDoveconf_result_0.global
+    local passdbs = ____exports_parseDoveconf_result_0.passdbs
+    local own = __TS__ArrayFind(
+        passdbs,
+        function(____, block) return block.settings.lua_file == scriptPath end
+    )
+    if own == nil then
+        return ("no passdb block with lua_file = " .. scriptPath) .. " was found in doveconf -n"
+    end
+    local problems = {}
+    for ____, result in ipairs({"result_failure", "result_internalfail"}) do
+        local value = own.settings[result] or global["passdb_" .. result] or "continue"
+        if value ~= REQUIRED_RESULT then
+            problems[#problems + 1] = (result .. " = ") .. value
+        end
+    end
+    local filter = string.lower(own.settings.mechanisms_filter or "")
+    for ____, mechanism in ipairs(TOKEN_MECHANISMS) do
+        if (string.find((" " .. filter) .. " ", (" " .. mechanism) .. " ", 1, true)) == nil then
+            problems[#problems + 1] = "mechanisms_filter lacks " .. mechanism
+        end
+    end
+    if #problems == 0 then
+        return nil
+    end
+    return ((((("passdb " .. own.name) .. " would let token logins through without the bridge's checks (") .. table.concat(problems, ", ")) .. "). ") .. "Set result_failure = return-fail, result_internalfail = return-fail and ") .. "mechanisms_filter = xoauth2 oauthbearer in that passdb block"
+end
+--- Runs `doveconf -n`. Returns its output, or undefined and the problem.
+function ____exports.runDoveconf()
+    for ____, command in ipairs({"doveconf -n 2>&1", "/usr/bin/doveconf -n 2>&1"}) do
+        do
+            local handle = io.popen(command, "r")
+            if handle == nil then
+                goto __continue25
+            end
+            local output = handle:read("a") or ""
+            local succeeded = handle.close(handle)
+            if succeeded == true then
+                return output
+            end
+        end
+        ::__continue25::
+    end
+    return nil, "doveconf -n could not be run"
+end
+--- Returns the path of this script, as Dovecot's lua_file names it.
+function ____exports.scriptPath()
+    local ____opt_1 = debug.getinfo(1, "S")
+    local source = ____opt_1 and ____opt_1.source or ""
+    return string.sub(source, 1, 1) == "@" and string.sub(source, 2) or source
+end
+return ____exports
+ end,
 ["token-cache"] = function(...) 
 local ____lualib = require("lualib_bundle")
 local __TS__Class = ____lualib.__TS__Class
@@ -3094,13 +3221,19 @@ return ____exports
 local ____lualib = require("lualib_bundle")
 local __TS__New = ____lualib.__TS__New
 local ____exports = {}
-local decision, resultCode, requestLogger, formatError
+local requireFailClosedConfig, decision, resultCode, requestLogger, formatError, bridge
 local ____accounts = require("accounts")
 local createAccountSource = ____accounts.createAccountSource
 local ____config = require("config")
 local DEFAULT_SETTINGS_PATH = ____config.DEFAULT_SETTINGS_PATH
 local loadSettings = ____config.loadSettings
+local parseSettings = ____config.parseSettings
 local SETTINGS_PATH_VARIABLE = ____config.SETTINGS_PATH_VARIABLE
+local ____dovecot24 = require("dovecot24")
+local checkFailClosed = ____dovecot24.checkFailClosed
+local runDoveconf = ____dovecot24.runDoveconf
+local scriptPath = ____dovecot24.scriptPath
+local settingsTextFromTable = ____dovecot24.settingsTextFromTable
 local ____discovery = require("discovery")
 local Discovery = ____discovery.Discovery
 local ____token_2Dcache = require("token-cache")
@@ -3112,6 +3245,47 @@ local closeIdleConnections = ____http.closeIdleConnections
 local httpRequest = ____http.httpRequest
 local ____passdb = require("passdb")
 local verifyLogin = ____passdb.verifyLogin
+function requireFailClosedConfig()
+    local output, problem = runDoveconf()
+    if output == nil then
+        error(("oauth2-bridge: cannot check the passdb configuration: " .. problem) .. ". Make doveconf available in PATH", 0)
+    end
+    local unsafe = checkFailClosed(
+        output,
+        scriptPath()
+    )
+    if unsafe ~= nil then
+        error("oauth2-bridge: " .. unsafe, 0)
+    end
+end
+--- Verifies one XOAUTH2 or OAUTHBEARER token. Any stray error becomes INTERNAL_FAILURE, never OK.
+function ____exports.authPasswordVerify(req, token)
+    local log = requestLogger(req)
+    local current = bridge
+    if current == nil then
+        return decision(log, "INTERNAL_FAILURE", "oauth2-bridge is not initialised: script_init did not run")
+    end
+    local completed, verdictOrError = pcall(
+        verifyLogin,
+        current,
+        req.user,
+        token,
+        log
+    )
+    if not completed then
+        return decision(
+            log,
+            "INTERNAL_FAILURE",
+            "oauth2-bridge internal error: " .. formatError(verdictOrError)
+        )
+    end
+    local verdict = verdictOrError
+    if verdict.ok then
+        log:info("Token accepted")
+        return dovecot.auth.PASSDB_RESULT_OK, verdict.fields
+    end
+    return decision(log, verdict.result, verdict.reason)
+end
 function decision(log, result, reason)
     if result ~= "INTERNAL_FAILURE" then
         log:info(reason)
@@ -3120,25 +3294,25 @@ function decision(log, result, reason)
 end
 function resultCode(result)
     repeat
-        local ____switch15 = result
-        local ____cond15 = ____switch15 == "OK"
-        if ____cond15 then
+        local ____switch22 = result
+        local ____cond22 = ____switch22 == "OK"
+        if ____cond22 then
             return dovecot.auth.PASSDB_RESULT_OK
         end
-        ____cond15 = ____cond15 or ____switch15 == "PASSWORD_MISMATCH"
-        if ____cond15 then
+        ____cond22 = ____cond22 or ____switch22 == "PASSWORD_MISMATCH"
+        if ____cond22 then
             return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH
         end
-        ____cond15 = ____cond15 or ____switch15 == "USER_UNKNOWN"
-        if ____cond15 then
+        ____cond22 = ____cond22 or ____switch22 == "USER_UNKNOWN"
+        if ____cond22 then
             return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN
         end
-        ____cond15 = ____cond15 or ____switch15 == "USER_DISABLED"
-        if ____cond15 then
+        ____cond22 = ____cond22 or ____switch22 == "USER_DISABLED"
+        if ____cond22 then
             return dovecot.auth.PASSDB_RESULT_USER_DISABLED
         end
-        ____cond15 = ____cond15 or ____switch15 == "INTERNAL_FAILURE"
-        if ____cond15 then
+        ____cond22 = ____cond22 or ____switch22 == "INTERNAL_FAILURE"
+        if ____cond22 then
             return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE
         end
     until true
@@ -3157,16 +3331,25 @@ function formatError(value)
     end
     return tostring(value)
 end
-local bridge = nil
+bridge = nil
 --- Path of the settings file: $OAUTH2_BRIDGE_CONFIG, or the default.
 function ____exports.settingsPath()
     local fromEnvironment = os.getenv(SETTINGS_PATH_VARIABLE)
     return fromEnvironment ~= nil and fromEnvironment ~= "" and fromEnvironment or DEFAULT_SETTINGS_PATH
 end
---- Loads the settings; a mistake raises an error that names the key, which stops Dovecot's auth process.
-function ____exports.scriptInit()
-    local path = ____exports.settingsPath()
-    local loaded, settingsOrError = pcall(loadSettings, path)
+--- Loads the settings; a mistake raises an error that names the key, which stops Dovecot's auth
+-- process. Dovecot 2.3 passes no argument. Dovecot 2.4 passes the lua_settings table, which is
+-- used when it holds any setting, else the settings file is read as on 2.3; and on 2.4 the
+-- passdb block must be fail-closed.
+function ____exports.scriptInit(luaSettings)
+    if luaSettings ~= nil then
+        requireFailClosedConfig()
+    end
+    local useTable = luaSettings ~= nil and (next(luaSettings)) ~= nil
+    local loaded, settingsOrError = pcall(function() return useTable and parseSettings(
+        settingsTextFromTable(luaSettings),
+        "lua_settings"
+    ) or loadSettings(____exports.settingsPath()) end)
     if not loaded then
         error(
             "oauth2-bridge: " .. formatError(settingsOrError),
@@ -3198,44 +3381,30 @@ function ____exports.scriptInit()
     }
     return 0
 end
+--- Dovecot 2.4's hook after its oauth2 block accepted an XOAUTH2 or OAUTHBEARER token: applies
+-- the bridge's own rules to the same token. Never returns NEXT, which Dovecot would count as
+-- success.
+function ____exports.authPassdbLookup(req)
+    local ____opt_1 = req.passdb
+    local token = ____opt_1 and ____opt_1.token
+    if type(token) ~= "string" or token == "" then
+        local log = requestLogger(req)
+        return decision(log, "INTERNAL_FAILURE", "oauth2-bridge got no token in req.passdb.token. Dovecot 2.4 releases after 2.4.1 need " .. "oauth2 { fields { token = %{oauth2:access_token} } } or similar to export it")
+    end
+    return ____exports.authPasswordVerify(req, token)
+end
 function ____exports.scriptDeinit()
     bridge = nil
     closeIdleConnections()
 end
---- Verifies one XOAUTH2 or OAUTHBEARER token. Any stray error becomes INTERNAL_FAILURE, never OK.
-function ____exports.authPasswordVerify(req, token)
-    local log = requestLogger(req)
-    local current = bridge
-    if current == nil then
-        return decision(log, "INTERNAL_FAILURE", "oauth2-bridge is not initialised: script_init did not run")
-    end
-    local completed, verdictOrError = pcall(
-        verifyLogin,
-        current,
-        req.user,
-        token,
-        log
-    )
-    if not completed then
-        return decision(
-            log,
-            "INTERNAL_FAILURE",
-            "oauth2-bridge internal error: " .. formatError(verdictOrError)
-        )
-    end
-    local verdict = verdictOrError
-    if verdict.ok then
-        log:info("Token accepted")
-        return dovecot.auth.PASSDB_RESULT_OK, verdict.fields
-    end
-    return decision(log, verdict.result, verdict.reason)
-end
 _G.script_init = ____exports.scriptInit
 _G.script_deinit = ____exports.scriptDeinit
 _G.auth_password_verify = ____exports.authPasswordVerify
+_G.auth_passdb_lookup = ____exports.authPassdbLookup
 ____exports.accounts = require("account-file")
 ____exports.ldapAccounts = require("ldap-accounts")
 ____exports.nameSet = require("name-set")
+____exports.dovecot24 = require("dovecot24")
 ____exports.config = require("config")
 ____exports.identity = require("identity")
 ____exports.json = require("json")

@@ -2,7 +2,8 @@
 // dependencies and translate results; the logic lives in the modules they delegate to.
 
 import { createAccountSource } from "./accounts";
-import { DEFAULT_SETTINGS_PATH, loadSettings, SETTINGS_PATH_VARIABLE } from "./config";
+import { DEFAULT_SETTINGS_PATH, loadSettings, parseSettings, SETTINGS_PATH_VARIABLE } from "./config";
+import { checkFailClosed, runDoveconf, scriptPath, settingsTextFromTable } from "./dovecot24";
 import { Discovery } from "./discovery";
 import { TokenCache } from "./token-cache";
 import { randomSeed } from "./token-digest";
@@ -18,10 +19,21 @@ export function settingsPath(): string {
   return fromEnvironment !== undefined && fromEnvironment !== "" ? fromEnvironment : DEFAULT_SETTINGS_PATH;
 }
 
-/** Loads the settings; a mistake raises an error that names the key, which stops Dovecot's auth process. */
-export function scriptInit(): number {
-  const path = settingsPath();
-  const [loaded, settingsOrError] = pcall(loadSettings, path);
+/**
+ * Loads the settings; a mistake raises an error that names the key, which stops Dovecot's auth
+ * process. Dovecot 2.3 passes no argument. Dovecot 2.4 passes the lua_settings table, which is
+ * used when it holds any setting, else the settings file is read as on 2.3; and on 2.4 the
+ * passdb block must be fail-closed.
+ */
+export function scriptInit(luaSettings?: LuaTable<string, unknown>): number {
+  if (luaSettings !== undefined) {
+    requireFailClosedConfig();
+  }
+
+  const useTable = luaSettings !== undefined && next(luaSettings)[0] !== undefined;
+  const [loaded, settingsOrError] = pcall(() =>
+    useTable ? parseSettings(settingsTextFromTable(luaSettings), "lua_settings") : loadSettings(settingsPath()),
+  );
   if (!loaded) {
     error(`oauth2-bridge: ${formatError(settingsOrError)}`, 0);
   }
@@ -38,6 +50,36 @@ export function scriptInit(): number {
   const cache = settings.cache_ttl_secs > 0 ? new TokenCache(settings.cache_size) : undefined;
   bridge = { settings, accounts, transport: httpRequest, discovery, cache, digestSeed: randomSeed(), now: () => os.time() };
   return 0;
+}
+
+function requireFailClosedConfig(): void {
+  const [output, problem] = runDoveconf();
+  if (output === undefined) {
+    error(`oauth2-bridge: cannot check the passdb configuration: ${problem}. Make doveconf available in PATH`, 0);
+  }
+  const unsafe = checkFailClosed(output, scriptPath());
+  if (unsafe !== undefined) {
+    error(`oauth2-bridge: ${unsafe}`, 0);
+  }
+}
+
+/**
+ * Dovecot 2.4's hook after its oauth2 block accepted an XOAUTH2 or OAUTHBEARER token: applies
+ * the bridge's own rules to the same token. Never returns NEXT, which Dovecot would count as
+ * success.
+ */
+export function authPassdbLookup(req: AuthRequest): LuaMultiReturn<[PassdbResult, object | string]> {
+  const token = req.passdb?.token;
+  if (typeof token !== "string" || token === "") {
+    const log = requestLogger(req);
+    return decision(
+      log,
+      "INTERNAL_FAILURE",
+      "oauth2-bridge got no token in req.passdb.token. Dovecot 2.4 releases after 2.4.1 need " +
+        "oauth2 { fields { token = %{oauth2:access_token} } } or similar to export it",
+    );
+  }
+  return authPasswordVerify(req, token);
 }
 
 export function scriptDeinit(): void {
@@ -117,15 +159,18 @@ declare const _G: {
   script_init: typeof scriptInit;
   script_deinit: typeof scriptDeinit;
   auth_password_verify: typeof authPasswordVerify;
+  auth_passdb_lookup: typeof authPassdbLookup;
 };
 _G.script_init = scriptInit;
 _G.script_deinit = scriptDeinit;
 _G.auth_password_verify = authPasswordVerify;
+_G.auth_passdb_lookup = authPassdbLookup;
 
 // Exposed for the unit specs, which load the bundle with dofile. Dovecot ignores the chunk's value.
 export * as accounts from "./account-file";
 export * as ldapAccounts from "./ldap-accounts";
 export * as nameSet from "./name-set";
+export * as dovecot24 from "./dovecot24";
 export * as config from "./config";
 export * as identity from "./identity";
 export * as json from "./json";

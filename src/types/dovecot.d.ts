@@ -26,7 +26,11 @@ declare namespace dovecot {
 /** The auth request that Dovecot passes to the passdb hooks. */
 declare interface AuthRequest {
   readonly user: string;
+  /** Dovecot 2.3's name of the protocol; 2.4 calls it `protocol`. */
   readonly service?: string;
+  readonly protocol?: string;
+  /** Dovecot 2.4's passdb data; 2.4.1 puts the validated OAuth2 token here. */
+  readonly passdb?: { readonly token?: string };
   readonly mechanism?: string;
   readonly remote_ip?: string;
   readonly local_ip?: string;
