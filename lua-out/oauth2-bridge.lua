@@ -2034,9 +2034,10 @@ function exchange(connection, request)
     if sent == nil then
         return {ok = false, error = sendError, beforeResponse = true}
     end
-    local statusLine, statusError = connection:receive("*l")
+    local statusLine, statusError, partial = connection:receive("*l")
     if statusLine == nil then
-        return {ok = false, error = statusError, beforeResponse = statusError == "closed"}
+        local beforeResponse = statusError == "closed" and (partial == nil or partial == "")
+        return {ok = false, error = statusError, beforeResponse = beforeResponse}
     end
     local version, statusText = string.match(statusLine, "^HTTP/(1%.[01]) (%d%d%d)")
     if version == nil or statusText == nil then

@@ -133,9 +133,11 @@ function exchange(connection: Connection, request: HttpRequest): Exchange {
     return { ok: false, error: sendError, beforeResponse: true };
   }
 
-  const [statusLine, statusError] = connection.receive("*l");
+  const [statusLine, statusError, partial] = connection.receive("*l");
   if (statusLine === undefined) {
-    return { ok: false, error: statusError, beforeResponse: statusError === "closed" };
+    // Only a close before any byte of the reply may be the server's idle close.
+    const beforeResponse = statusError === "closed" && (partial === undefined || partial === "");
+    return { ok: false, error: statusError, beforeResponse };
   }
   const [version, statusText] = string.match(statusLine, "^HTTP/(1%.[01]) (%d%d%d)");
   if (version === undefined || statusText === undefined) {
