@@ -63,7 +63,7 @@ end)
 
 describe("entry hooks", function()
   local bridge
-  local fake_http
+  local network
   local reply
   local account_path
   local settings_path
@@ -89,10 +89,10 @@ describe("entry hooks", function()
     reply = function()
       return 200, { good_claims() }
     end
-    fake_http = helper.fake_socket_http(function(reqt)
-      return reply(reqt)
+    network = helper.fake_network(function(request)
+      return reply(request)
     end)
-    bridge = helper.load_bridge_with_http(fake_http)
+    bridge = helper.load_bridge_with_network(network)
   end)
 
   after_each(function()
@@ -164,7 +164,7 @@ describe("entry hooks", function()
 
     assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
     assert.contains_text(reason, "script_init did not run")
-    assert.equal(0, #fake_http.requests)
+    assert.equal(0, #network.requests)
   end)
 
   it("fails after script_deinit", function()
@@ -299,37 +299,91 @@ describe("entry hooks", function()
 
     it("sends GET to configured URL", function()
       auth_password_verify(helper.request(), helper.TOKEN)
-      local request = fake_http.requests[1]
+      local request = network.requests[1]
 
       assert.equal(helper.USERINFO_URL, request.url)
       assert.equal("GET", request.method)
     end)
 
-    it("sends the Bearer header through socket.http", function()
+    it("connects to the URL's host and port", function()
       auth_password_verify(helper.request(), helper.TOKEN)
 
-      assert.equal("Bearer " .. helper.TOKEN, fake_http.requests[1].headers.authorization)
+      assert.equal("idp.example.test", network.connections[1].host)
+      assert.equal(443, network.connections[1].port)
+    end)
+
+    it("sends Host without the default port", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal("idp.example.test", network.requests[1].headers.host)
+    end)
+
+    it("sends the Bearer header", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal("Bearer " .. helper.TOKEN, network.requests[1].headers.authorization)
     end)
 
     it("sends its user agent", function()
       auth_password_verify(helper.request(), helper.TOKEN)
 
-      assert.equal("dovecot-oauth2-bridge", fake_http.requests[1].headers["user-agent"])
+      assert.equal("dovecot-oauth2-bridge", network.requests[1].headers["user-agent"])
     end)
 
-    it("disables redirects", function()
+    it("does not follow a redirect", function()
+      reply = function()
+        return 302, { "" }, { location = "https://idp.example.test/elsewhere" }
+      end
+
+      local code, reason = auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal(dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, code)
+      assert.contains_text(reason, "HTTP 302 redirect")
+      assert.equal(1, #network.requests)
+    end)
+
+    it("verifies the certificate with the system CAs", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+      local params = network.tls[1]
+
+      assert.equal("peer", params.verify)
+      assert.equal("/etc/ssl/certs", params.capath)
+      assert.is_nil(params.cafile)
+    end)
+
+    it("sends the host name as SNI", function()
       auth_password_verify(helper.request(), helper.TOKEN)
 
-      assert.is_false(fake_http.requests[1].redirect)
+      assert.equal("idp.example.test", network.connections[1].sni)
     end)
 
-    it("supplies its own socket factory", function()
+    it("keeps the connection for the next login", function()
+      auth_password_verify(helper.request(), helper.TOKEN)
+      auth_password_verify(helper.request(), "second-spec-token.Lp3Vx8")
+
+      assert.equal(2, #network.requests)
+      assert.equal(1, #network.connections)
+      assert.is_false(network.connections[1].closed)
+    end)
+
+    it("closes kept connections in script_deinit", function()
       auth_password_verify(helper.request(), helper.TOKEN)
 
-      assert.equal("function", type(fake_http.requests[1].create))
+      script_deinit()
+
+      assert.is_true(network.connections[1].closed)
     end)
 
-    it("accepts a body split into chunks", function()
+    it("answers a cached token without a request", function()
+      local first = auth_password_verify(helper.request(), helper.TOKEN)
+      local second = auth_password_verify(helper.request(), helper.TOKEN)
+
+      assert.equal(dovecot.auth.PASSDB_RESULT_OK, first)
+      assert.equal(dovecot.auth.PASSDB_RESULT_OK, second)
+      assert.equal(1, #network.requests)
+    end)
+
+    it("accepts a chunked body", function()
       local text = good_claims()
       reply = function()
         return 200, { text:sub(1, 10), text:sub(11, 20), text:sub(21) }
@@ -361,20 +415,20 @@ describe("entry hooks", function()
       end
       script_init()
       auth_password_verify(helper.request(), helper.TOKEN)
-      request = fake_http.requests[1]
+      request = network.requests[1]
     end)
 
-    it("sends POST through socket.http", function()
+    it("sends POST to configured URL", function()
       assert.equal("POST", request.method)
       assert.equal(helper.USERINFO_URL, request.url)
     end)
 
     it("sends the form as the body", function()
-      assert.equal("token=" .. helper.TOKEN_FORM .. "&token_type_hint=access_token", request.sent_body)
+      assert.equal("token=" .. helper.TOKEN_FORM .. "&token_type_hint=access_token", request.body)
     end)
 
     it("sends Content-Length of the form", function()
-      assert.equal(tostring(#request.sent_body), request.headers["content-length"])
+      assert.equal(tostring(#request.body), request.headers["content-length"])
     end)
 
     it("sends form and Basic headers", function()
@@ -393,8 +447,8 @@ describe("entry hooks", function()
     before_each(function()
       helper.rewrite(settings_path, helper.config_text(account_path, { "openid_configuration_url = " .. ISSUER }))
       discovery_status = 200
-      reply = function(reqt)
-        if reqt.url == WELL_KNOWN then
+      reply = function(request)
+        if request.url == WELL_KNOWN then
           return discovery_status, { cjson.encode({ issuer = ISSUER, userinfo_endpoint = USERINFO }) }
         end
         return 200, { good_claims() }
@@ -406,16 +460,17 @@ describe("entry hooks", function()
       local code = auth_password_verify(helper.request(), helper.TOKEN)
 
       assert.equal(dovecot.auth.PASSDB_RESULT_OK, code)
-      assert.equal(WELL_KNOWN, fake_http.requests[1].url)
-      assert.equal(USERINFO, fake_http.requests[2].url)
+      assert.equal(WELL_KNOWN, network.requests[1].url)
+      assert.equal(USERINFO, network.requests[2].url)
     end)
 
     it("keeps the document between logins", function()
       auth_password_verify(helper.request(), helper.TOKEN)
-      auth_password_verify(helper.request(), helper.TOKEN)
+      -- Another token, because the token cache would accept the same one without a request.
+      auth_password_verify(helper.request(), "second-spec-token.Lp3Vx8")
 
-      assert.equal(3, #fake_http.requests)
-      assert.equal(USERINFO, fake_http.requests[3].url)
+      assert.equal(3, #network.requests)
+      assert.equal(USERINFO, network.requests[3].url)
     end)
 
     it("fails before the first fetch", function()
@@ -488,8 +543,8 @@ describe("entry account sources", function()
       return request.filter == "(mail=alice@example.test)" and { ALICE_DN } or {}
     end
     restore_lualdap = helper.install_lualdap(lualdap)
-    helper.load_bridge_with_http(helper.fake_socket_http(function(reqt)
-      local email = reqt.headers.authorization == "Bearer " .. helper.TOKEN and USER or "frank@example.test"
+    helper.load_bridge_with_network(helper.fake_network(function(request)
+      local email = request.headers.authorization == "Bearer " .. helper.TOKEN and USER or "frank@example.test"
       return 200, { cjson.encode({ email = email }) }
     end))
   end)

@@ -68,62 +68,58 @@ describe("connection.certificateNamesHost", function()
   end)
 end)
 
-describe("connection.connectionFactory deadline", function()
+describe("connection.openConnection deadline", function()
   local connection
   local listener
-  local sockets
+  local port
+  local opened
 
-  local function open(options)
-    local create = connection.connectionFactory(options)
-    local sock = assert(create())
-    sockets[#sockets + 1] = sock
-    return sock
+  local function options()
+    return { tls = false, host = "127.0.0.1", port = port, verifyCertificate = true }
   end
 
-  local function options(seconds_left)
-    return { tls = false, host = "127.0.0.1", deadline = socket.gettime() + seconds_left, verifyCertificate = true }
+  -- Opens a connection to the listener that must be done `seconds_left` from now.
+  local function open(seconds_left)
+    local result = connection.openConnection(options(), socket.gettime() + seconds_left)
+    if result.ok then
+      opened[#opened + 1] = result.connection
+    end
+    return result
   end
 
   before_each(function()
     connection = helper.load_bridge().connection
-    sockets = {}
+    opened = {}
     -- A listener that never accepts, so the kernel completes the handshake and no data arrives.
     listener = assert(socket.bind("127.0.0.1", 0))
+    port = select(2, listener:getsockname())
   end)
 
   after_each(function()
-    for _, sock in ipairs(sockets) do
-      sock:close()
+    for _, conn in ipairs(opened) do
+      conn:close()
     end
     listener:close()
   end)
 
   it("times out connect after the deadline", function()
-    local sock = open(options(-1))
-    local _, port = listener:getsockname()
+    local result = open(-1)
 
-    local connected, problem = sock:connect("127.0.0.1", port)
-
-    assert.is_nil(connected)
-    assert.equal("timeout", problem)
+    assert.is_false(result.ok)
+    assert.equal("timeout", result.error)
   end)
 
   it("connects before the deadline", function()
-    local sock = open(options(2))
-    local _, port = listener:getsockname()
+    local result = open(2)
 
-    local connected = sock:connect("127.0.0.1", port)
-
-    assert.equal(1, connected)
+    assert.is_true(result.ok)
   end)
 
   it("ends a silent read at the deadline", function()
-    local sock = open(options(0.05))
-    local _, port = listener:getsockname()
-    assert.equal(1, sock:connect("127.0.0.1", port))
+    local conn = open(0.05).connection
     local started = socket.gettime()
 
-    local line, problem = sock:receive("*l")
+    local line, problem = conn:receive("*l")
 
     assert.is_nil(line)
     assert.equal("timeout", problem)
@@ -131,26 +127,94 @@ describe("connection.connectionFactory deadline", function()
   end)
 
   it("ignores luasocket's own timeout", function()
-    local sock = open(options(0.05))
-    local _, port = listener:getsockname()
-    assert.equal(1, sock:connect("127.0.0.1", port))
-
-    assert.equal(1, sock:settimeout(60))
+    local conn = open(0.05).connection
+    assert.equal(1, conn.sock:settimeout(60))
     local started = socket.gettime()
-    sock:receive("*l")
+
+    conn:receive("*l")
 
     assert.is_true(socket.gettime() - started < 1)
   end)
 
+  it("uses the deadline set later", function()
+    local conn = open(60).connection
+    conn.deadline = socket.gettime() + 0.05
+    local started = socket.gettime()
+
+    local _, problem = conn:receive("*l")
+
+    assert.equal("timeout", problem)
+    assert.is_true(socket.gettime() - started < 1)
+  end)
+
+  it("fails a send after the deadline", function()
+    local conn = open(2).connection
+    conn.deadline = socket.gettime() - 1
+
+    local sent, problem = conn:send("GET / HTTP/1.1\r\n\r\n")
+
+    assert.is_nil(sent)
+    assert.equal("timeout", problem)
+  end)
+
   it("reports a refused connection", function()
     local probe = assert(socket.bind("127.0.0.1", 0))
-    local _, port = probe:getsockname()
+    local _, free_port = probe:getsockname()
     probe:close()
-    local sock = open(options(2))
+    port = free_port
 
-    local connected, problem = sock:connect("127.0.0.1", port)
+    local result = open(2)
 
-    assert.is_nil(connected)
-    assert.equal("connection refused", problem)
+    assert.is_false(result.ok)
+    assert.equal("connection refused", result.error)
+  end)
+end)
+
+describe("connection.Connection isReusable", function()
+  local connection
+  local listener
+  local client
+  local server_side
+
+  before_each(function()
+    connection = helper.load_bridge().connection
+    listener = assert(socket.bind("127.0.0.1", 0))
+    local _, port = listener:getsockname()
+    local options = { tls = false, host = "127.0.0.1", port = port, verifyCertificate = true }
+    client = assert(connection.openConnection(options, socket.gettime() + 2).connection)
+    listener:settimeout(2)
+    server_side = assert(listener:accept())
+  end)
+
+  after_each(function()
+    client:close()
+    server_side:close()
+    listener:close()
+  end)
+
+  it("accepts a quiet open connection", function()
+    assert.is_true(client:isReusable())
+  end)
+
+  it("rejects a connection the server closed", function()
+    server_side:close()
+    socket.sleep(0.05)
+
+    assert.is_false(client:isReusable())
+  end)
+
+  it("rejects unread bytes from the server", function()
+    assert(server_side:send("HTTP/1.1 200 OK\r\n"))
+    socket.sleep(0.05)
+
+    assert.is_false(client:isReusable())
+  end)
+
+  it("rejects bytes left in its buffer", function()
+    assert(server_side:send("first\nsecond\n"))
+    client.deadline = socket.gettime() + 2
+    assert.equal("first", client:receive("*l"))
+
+    assert.is_false(client:isReusable())
   end)
 end)

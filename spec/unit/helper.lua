@@ -13,7 +13,8 @@ local say = require("say")
 
 local helper = {}
 
-helper.BUNDLE = "lua-out/oauth2-bridge.lua"
+--- The bundle under test. OAUTH2_BRIDGE_BUNDLE can name another build, such as a scratch build of a fix.
+helper.BUNDLE = os.getenv("OAUTH2_BRIDGE_BUNDLE") or "lua-out/oauth2-bridge.lua"
 helper.FIXTURE_DIR = "spec/fixtures/idp-shapes"
 
 --- "Now" for the fixtures: 2026-01-01T00:00:00Z, in seconds since the epoch.
@@ -179,7 +180,8 @@ end
 
 --- Returns a Bridge for passdb.verifyLogin: `settings`, the postfix-accounts file at
 --- `account_path` unless `options.accounts` gives another account source, the fake transport's
---- send function, an optional Discovery and a clock that reads helper.NOW unless `now` is given.
+--- send function, an optional Discovery, an optional TokenCache with its digest seed, and a
+--- clock that reads helper.NOW unless `now` is given.
 function helper.context(bundle, settings, account_path, transport, options)
   options = options or {}
   return {
@@ -187,6 +189,8 @@ function helper.context(bundle, settings, account_path, transport, options)
     accounts = options.accounts or helper.new(bundle.accounts.PostfixAccountsFile, account_path),
     transport = transport.send,
     discovery = options.discovery,
+    cache = options.cache,
+    digestSeed = options.digestSeed or { 0x5eed, 0x5eed2 },
     now = options.now or function()
       return helper.NOW
     end,
@@ -199,44 +203,252 @@ function helper.json_response(claims, status)
   return { ok = true, status = status or 200, body = cjson.encode(claims) }
 end
 
---- Returns a fake socket.http module for the bundle's own http.httpRequest. `reply(reqt)` returns
---- the status and the body chunks, or nil and a transport error. Requests are recorded in
---- `requests`, and a request body that came as an ltn12 source is drained into `reqt.sent_body`.
-function helper.fake_socket_http(reply)
-  local fake = { requests = {} }
-  function fake.request(reqt)
-    fake.requests[#fake.requests + 1] = reqt
-    if reqt.source ~= nil then
-      local chunks = {}
-      for chunk in reqt.source do
-        chunks[#chunks + 1] = chunk
+--- Returns fakes of luasocket ("socket") and luasec ("ssl") for the bundle's own HTTP client,
+--- with a scripted server behind them at the socket level. The server parses each request that
+--- the client sends and calls `reply(request)`, which returns one of three things. A status and
+--- a list of body chunks become a reply, with Content-Length for one chunk and chunked for more,
+--- plus the headers of an optional third value, a table of names and values. Nil and an error
+--- make the client's next read return that error. A raised error is raised by the client's send.
+---
+--- A request is { method, target, url, head, headers, body, connection }: `url` is rebuilt from
+--- the scheme, the Host header and the target, `head` is the request line and headers as sent,
+--- `headers` has lower-case names and `connection` is the number of the TCP connection. Requests
+--- are recorded in `requests`, connections in `connections` (with host, port and `closed`), and
+--- the parameters of each ssl.wrap call in `tls`.
+function helper.fake_network(reply)
+  local real_socket = require("socket")
+  local fake = { requests = {}, connections = {}, tls = {} }
+  local state_of = setmetatable({}, { __mode = "k" })
+
+  local function respond(connection, status, chunks, extra_headers)
+    local head = { "HTTP/1.1 " .. status .. " Spec", "content-type: application/json" }
+    for name, value in pairs(extra_headers or {}) do
+      head[#head + 1] = name .. ": " .. value
+    end
+    local body
+    if #chunks == 1 then
+      head[#head + 1] = "content-length: " .. #chunks[1]
+      body = chunks[1]
+    else
+      head[#head + 1] = "transfer-encoding: chunked"
+      local parts = {}
+      for _, chunk in ipairs(chunks) do
+        parts[#parts + 1] = ("%x\r\n%s\r\n"):format(#chunk, chunk)
       end
-      reqt.sent_body = table.concat(chunks)
+      body = table.concat(parts) .. "0\r\n\r\n"
     end
-    local status, chunks = reply(reqt)
-    if status == nil then
-      return nil, chunks
-    end
-    for _, chunk in ipairs(chunks) do
-      local accepted, problem = reqt.sink(chunk)
-      if accepted == nil then
-        return nil, problem
-      end
-    end
-    reqt.sink(nil)
-    return 1, status, { ["content-type"] = "application/json" }, "HTTP/1.1 " .. status
+    connection.outbound = connection.outbound .. table.concat(head, "\r\n") .. "\r\n\r\n" .. body
   end
+
+  -- Takes each complete request off the front of the connection's inbound bytes.
+  local function serve(connection)
+    while true do
+      local head_end = connection.inbound:find("\r\n\r\n", 1, true)
+      if head_end == nil then
+        return
+      end
+      local head = connection.inbound:sub(1, head_end - 1)
+      local headers = {}
+      for name, value in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do
+        headers[name:lower()] = value
+      end
+      local length = tonumber(headers["content-length"] or "0")
+      local body_start = head_end + 4
+      if #connection.inbound < body_start + length - 1 then
+        return
+      end
+      local method, target = head:match("^(%u+) (%S+) HTTP/1%.1")
+      local request = {
+        method = method,
+        target = target,
+        url = ("%s://%s%s"):format(connection.tls and "https" or "http", headers.host or "", target or ""),
+        head = head,
+        headers = headers,
+        body = connection.inbound:sub(body_start, body_start + length - 1),
+        connection = connection.number,
+      }
+      connection.inbound = connection.inbound:sub(body_start + length)
+      fake.requests[#fake.requests + 1] = request
+
+      local status, chunks, extra_headers = reply(request)
+      if status == nil then
+        connection.failure = chunks
+      else
+        respond(connection, status, chunks, extra_headers)
+      end
+    end
+  end
+
+  local function read(connection, pattern)
+    if connection.failure ~= nil then
+      return nil, connection.failure, ""
+    end
+    local size
+    if pattern == "*l" then
+      local line_end = connection.outbound:find("\n", 1, true)
+      if line_end == nil then
+        size = nil
+      else
+        local line = connection.outbound:sub(1, line_end - 1):gsub("\r", "")
+        connection.outbound = connection.outbound:sub(line_end + 1)
+        return line
+      end
+    elseif #connection.outbound >= pattern then
+      size = pattern
+    end
+    if size == nil then
+      -- The scripted server has sent all it will: the connection ends here.
+      local partial = connection.outbound
+      connection.outbound = ""
+      return nil, "closed", partial
+    end
+    local data = connection.outbound:sub(1, size)
+    connection.outbound = connection.outbound:sub(size + 1)
+    return data
+  end
+
+  local function new_tcp()
+    local connection = { inbound = "", outbound = "", closed = false, tls = false }
+    local sock = {}
+    state_of[sock] = connection
+
+    function sock.settimeout()
+      return 1
+    end
+    function sock.connect(_, host, port)
+      connection.number = #fake.connections + 1
+      connection.host = host
+      connection.port = port
+      fake.connections[connection.number] = connection
+      return 1
+    end
+    function sock.send(_, data)
+      connection.inbound = connection.inbound .. data
+      serve(connection)
+      return #data
+    end
+    function sock.receive(_, pattern)
+      return read(connection, pattern)
+    end
+    function sock.dirty()
+      return false
+    end
+    function sock.close()
+      connection.closed = true
+      return 1
+    end
+    return sock
+  end
+
+  fake.socket = {
+    gettime = real_socket.gettime,
+    sleep = real_socket.sleep,
+    tcp = new_tcp,
+  }
+  -- What luasocket's select reports for the client's idle connection: readable once the server
+  -- has sent bytes that the client did not read.
+  function fake.socket.select(receivers)
+    local readable = {}
+    for _, sock in ipairs(receivers) do
+      local connection = state_of[sock]
+      if connection ~= nil and (#connection.outbound > 0 or connection.failure ~= nil) then
+        readable[#readable + 1] = sock
+        readable[sock] = true
+      end
+    end
+    return readable, {}
+  end
+
+  fake.ssl = {}
+  function fake.ssl.wrap(sock, params)
+    local connection = state_of[sock]
+    connection.tls = true
+    fake.tls[#fake.tls + 1] = params
+    local conn = {}
+    state_of[conn] = connection
+    function conn.sni(_, name)
+      connection.sni = name
+    end
+    function conn.dohandshake()
+      return true
+    end
+    function conn.getpeercertificate()
+      return {
+        extensions = function()
+          return { ["2.5.29.17"] = { dNSName = { connection.host } } }
+        end,
+      }
+    end
+    for _, name in ipairs({ "settimeout", "send", "receive", "dirty", "close" }) do
+      conn[name] = function(_, ...)
+        return sock[name](sock, ...)
+      end
+    end
+    return conn
+  end
+
   return fake
 end
 
---- Loads a fresh bundle that uses `fake` as socket.http, and puts the real module back.
-function helper.load_bridge_with_http(fake)
-  local original = package.loaded["socket.http"]
-  package.loaded["socket.http"] = fake
+--- Loads a fresh bundle whose HTTP client uses the fakes of helper.fake_network, and puts the
+--- real modules back.
+function helper.load_bridge_with_network(fake)
+  local original_socket, original_ssl = package.loaded["socket"], package.loaded["ssl"]
+  require("socket.url")
+  package.loaded["socket"], package.loaded["ssl"] = fake.socket, fake.ssl
   local ok, bridge = pcall(dofile, helper.BUNDLE)
-  package.loaded["socket.http"] = original
+  package.loaded["socket"], package.loaded["ssl"] = original_socket, original_ssl
   assert(ok, bridge)
   return bridge
+end
+
+-- Scripted HTTP server ---------------------------------------------------------------------
+
+helper.HTTP_SERVER_SCRIPT = "spec/unit/support/http-server.mjs"
+
+local function shell_quote(text)
+  return "'" .. text:gsub("'", "'\\''") .. "'"
+end
+
+--- Starts spec/unit/support/http-server.mjs in a node process on a free port of 127.0.0.1, and
+--- returns { port, pid, events, stop }. `events()` returns the server's events so far as tables
+--- ({ event = "connection" | "request" | "drop" | "idle-close" | "close", connection, ... }),
+--- and `stop()` ends the process by its PID. With `idle_close_ms`, the server closes a
+--- connection that stays idle that long after a reply.
+function helper.start_http_server(idle_close_ms)
+  local socket = require("socket")
+  local events_path = helper.temp_file("")
+  local output_path = helper.temp_file("")
+  local command = ("node %s %s %d >%s 2>&1 & echo $!"):format(
+    shell_quote(helper.HTTP_SERVER_SCRIPT), shell_quote(events_path), idle_close_ms or 0, shell_quote(output_path))
+  local pipe = assert(io.popen(command, "r"))
+  local pid = tonumber(pipe:read("l"))
+  pipe:close()
+  assert(pid ~= nil, "the shell did not report the server's PID")
+
+  local server = { pid = pid }
+  function server.stop()
+    os.execute(("kill %d 2>/dev/null"):format(pid))
+  end
+  function server.events()
+    local events = {}
+    for line in io.lines(events_path) do
+      events[#events + 1] = cjson.decode(line)
+    end
+    return events
+  end
+
+  -- node needs about 50 ms to start, but far longer on a loaded machine; give it 20 s.
+  for _ = 1, 2000 do
+    local port = helper.read_file(output_path):match("READY (%d+)")
+    if port ~= nil then
+      server.port = tonumber(port)
+      return server
+    end
+    socket.sleep(0.01)
+  end
+  server.stop()
+  error("the HTTP server did not start: " .. helper.read_file(output_path))
 end
 
 -- Fake account sources -------------------------------------------------------------------
@@ -482,10 +694,6 @@ function helper.read_file(path)
   local text = file:read("a")
   file:close()
   return text
-end
-
-local function shell_quote(text)
-  return "'" .. text:gsub("'", "'\\''") .. "'"
 end
 
 --- Runs the docker-mailserver setup script with only `variables` in its environment. Returns
