@@ -909,7 +909,7 @@ ____exports.KEYS = {
         defaultValue = "1000",
         min = 2,
         max = 1000000,
-        description = "most tokens each auth worker keeps in its cache"
+        description = "recently used tokens each auth worker keeps; up to twice as many are in memory"
     },
     tls_ca_cert_file = {kind = "path", dovecot = true, description = "PEM file with the CA certificates that sign the identity provider's certificate"},
     tls_allow_invalid_cert = {kind = "boolean", defaultValue = "no", dovecot = true, description = "skip certificate and host name verification (testing only)"},
@@ -3370,7 +3370,7 @@ function ____exports.scriptInit(luaSettings)
         ____temp_0 = __TS__New(Discovery, settings, settings.openid_configuration_url)
     end
     local discovery = ____temp_0
-    local cache = settings.cache_ttl_secs > 0 and __TS__New(TokenCache, settings.cache_size) or nil
+    local cache = settings.cache_ttl_secs > 0 and __TS__New(TokenCache, 2 * settings.cache_size) or nil
     bridge = {
         settings = settings,
         accounts = accounts,

@@ -200,7 +200,7 @@ export const KEYS: { readonly [key: string]: KeySpec } = {
     defaultValue: "1000",
     min: 2,
     max: 1000000,
-    description: "most tokens each auth worker keeps in its cache",
+    description: "recently used tokens each auth worker keeps; up to twice as many are in memory",
   },
   tls_ca_cert_file: {
     kind: "path",

@@ -497,10 +497,16 @@ describe("token cache settings", function()
     assert.equal(2, logins(lines, { helper.TOKEN, helper.TOKEN }, 401))
   end)
 
-  it("evicts past cache_size", function()
-    local tokens = { "token-a.Vd2", "token-b.Vd2", "token-c.Vd2", "token-a.Vd2" }
+  it("evicts past twice cache_size", function()
+    local tokens = { "token-a.Vd2", "token-b.Vd2", "token-c.Vd2", "token-d.Vd2", "token-e.Vd2", "token-a.Vd2" }
 
-    assert.equal(4, logins({ "cache_size = 2" }, tokens))
+    assert.equal(6, logins({ "cache_size = 2" }, tokens))
+  end)
+
+  it("keeps the cache_size latest tokens", function()
+    local tokens = { "token-a.Vd2", "token-b.Vd2", "token-c.Vd2", "token-b.Vd2", "token-c.Vd2" }
+
+    assert.equal(3, logins({ "cache_size = 2" }, tokens))
   end)
 
   it("keeps tokens within cache_size", function()
