@@ -554,6 +554,21 @@ local __TS__StringIncludes = ____lualib.__TS__StringIncludes
 local __TS__ArraySort = ____lualib.__TS__ArraySort
 local __TS__ArraySlice = ____lualib.__TS__ArraySlice
 local ____exports = {}
+local LOGGED_CLAIM_BYTES
+--- Returns a claim value or name for a log message: control characters and backslashes as \xNN,
+-- cut after 256 bytes. Dovecot 2.3 writes the text after a line break as a log line of its own,
+-- so a raw value could forge a log line.
+function ____exports.loggableClaim(value)
+    local escaped = string.gsub(
+        value,
+        "[%c\\]",
+        function(character) return string.format(
+            "\\x%02x",
+            string.byte(character)
+        ) end
+    )
+    return #escaped > LOGGED_CLAIM_BYTES and string.sub(escaped, 1, LOGGED_CLAIM_BYTES) .. "..." or escaped
+end
 --- Returns the claim `name`. A name with dots that is not itself a key is read as a path into
 -- nested objects, so `ext.email` reaches Dex's {"ext": {"email": ...}}, while a claim whose name
 -- contains dots, such as "https://example.com/email", is still found as it is.
@@ -584,7 +599,7 @@ function ____exports.claimNames(claims, limit)
     end
     local names = {}
     for name in pairs(claims) do
-        names[#names + 1] = tostring(name)
+        names[#names + 1] = ____exports.loggableClaim(tostring(name))
     end
     __TS__ArraySort(names)
     local shown = table.concat(
@@ -658,6 +673,7 @@ function ____exports.readStringList(value)
     end
     return words
 end
+LOGGED_CLAIM_BYTES = 256
 return ____exports
  end,
 ["identity"] = function(...) 
@@ -2268,6 +2284,9 @@ cjson.decode_invalid_numbers(false)
 --- Decodes a JSON object. JSON null becomes absent (nil) in the returned table, so no caller can
 -- mistake cjson.null for a value. Arrays, scalars and invalid JSON are rejected.
 function ____exports.decodeObject(text)
+    if utf8.len(text) == nil then
+        return {ok = false, problem = "body is not valid UTF-8"}
+    end
     local decoded, value = pcall(function() return cjson.decode(text) end)
     if not decoded then
         return {ok = false, problem = "body is not valid JSON"}
@@ -2306,6 +2325,7 @@ local ____exports = {}
 local ____claims = require("claims")
 local claimText = ____claims.claimText
 local jsonTypeName = ____claims.jsonTypeName
+local loggableClaim = ____claims.loggableClaim
 local readStringList = ____claims.readStringList
 local ____verdict = require("verdict")
 local refuse = ____verdict.refuse
@@ -2351,7 +2371,7 @@ function ____exports.readExpiry(claims)
         seconds = tonumber(exp)
     end
     local ____temp_0
-    if seconds == nil or seconds ~= seconds then
+    if seconds == nil or seconds ~= seconds or seconds == math.huge then
         ____temp_0 = false
     else
         ____temp_0 = seconds
@@ -2451,7 +2471,10 @@ function ____exports.checkIssuer(settings, claims)
         )
     end
     if not __TS__ArrayIncludes(settings.issuers, issuer) then
-        return refuse("PASSWORD_MISMATCH", ("Token issuer " .. issuer) .. " is not in issuers")
+        return refuse(
+            "PASSWORD_MISMATCH",
+            ("Token issuer " .. loggableClaim(issuer)) .. " is not in issuers"
+        )
     end
     return nil
 end
@@ -2960,6 +2983,7 @@ return ____exports
 local ____exports = {}
 local checkToken, checkTokenCached, introspectionEndpoint, askEndpoint, mergeClaims, checkIdentity, checkAccount
 local ____claims = require("claims")
+local loggableClaim = ____claims.loggableClaim
 local lookupClaim = ____claims.lookupClaim
 local ____identity = require("identity")
 local expandUsernameFormat = ____identity.expandUsernameFormat
@@ -3169,7 +3193,10 @@ function checkIdentity(settings, claims, user, log)
         return refuse("INTERNAL_FAILURE", "username_format " .. problem)
     end
     if normalizeName(formatted) ~= normalizeName(user) then
-        return refuse("PASSWORD_MISMATCH", ((("Token belongs to " .. formatted) .. " (claim ") .. attribute) .. "), not to the login name")
+        return refuse(
+            "PASSWORD_MISMATCH",
+            ((("Token belongs to " .. loggableClaim(formatted)) .. " (claim ") .. attribute) .. "), not to the login name"
+        )
     end
     log:debug(("Identity claim " .. attribute) .. " matches the login name")
     return nil

@@ -26,7 +26,7 @@ export function lookupClaim(claims: LuaTable<string, unknown>, name: string): un
 export function claimNames(claims: LuaTable<string, unknown>, limit = 20): string {
   const names: string[] = [];
   for (const [name] of pairs(claims)) {
-    names.push(tostring(name));
+    names.push(loggableClaim(tostring(name)));
   }
   names.sort();
   const shown = names.slice(0, limit).join(", ");
@@ -94,4 +94,16 @@ export function readStringList(value: unknown): string[] | undefined | false {
     words.push(item);
   }
   return words;
+}
+
+const LOGGED_CLAIM_BYTES = 256;
+
+/**
+ * Returns a claim value or name for a log message: control characters and backslashes as \xNN,
+ * cut after 256 bytes. Dovecot 2.3 writes the text after a line break as a log line of its own,
+ * so a raw value could forge a log line.
+ */
+export function loggableClaim(value: string): string {
+  const [escaped] = string.gsub(value, "[%c\\]", (character: string) => string.format("\\x%02x", string.byte(character)));
+  return escaped.length > LOGGED_CLAIM_BYTES ? `${string.sub(escaped, 1, LOGGED_CLAIM_BYTES)}...` : escaped;
 }

@@ -21,6 +21,11 @@ export type DecodeResult =
  * mistake cjson.null for a value. Arrays, scalars and invalid JSON are rejected.
  */
 export function decodeObject(text: string): DecodeResult {
+  // RFC 8259 section 8.1: JSON between systems is UTF-8. lua-cjson does not check it, so a body
+  // with broken bytes would otherwise pass as long as the identity claim itself is intact.
+  if ((utf8.len(text) as number | undefined) === undefined) {
+    return { ok: false, problem: "body is not valid UTF-8" };
+  }
   const [decoded, value] = pcall(() => cjson.decode(text));
   if (!decoded) {
     return { ok: false, problem: "body is not valid JSON" };

@@ -2,7 +2,7 @@
 // token, the token's identity is the login name, and the login name is a mailbox here.
 
 import { AccountSource } from "./accounts";
-import { lookupClaim } from "./claims";
+import { loggableClaim, lookupClaim } from "./claims";
 import { Discovery } from "./discovery";
 import { Transport } from "./http";
 import { expandUsernameFormat, normalizeName, readIdentityClaim } from "./identity";
@@ -201,7 +201,7 @@ function checkIdentity(
     return refuse("INTERNAL_FAILURE", `username_format ${problem}`);
   }
   if (normalizeName(formatted) !== normalizeName(user)) {
-    return refuse("PASSWORD_MISMATCH", `Token belongs to ${formatted} (claim ${attribute}), not to the login name`);
+    return refuse("PASSWORD_MISMATCH", `Token belongs to ${loggableClaim(formatted)} (claim ${attribute}), not to the login name`);
   }
 
   log.debug(`Identity claim ${attribute} matches the login name`);

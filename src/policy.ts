@@ -3,7 +3,7 @@
 // with a type no identity provider sends gives INTERNAL_FAILURE, because it cannot be trusted
 // either way. A claim that is absent where the policy needs it gives PASSWORD_MISMATCH.
 
-import { claimText, jsonTypeName, readStringList } from "./claims";
+import { claimText, jsonTypeName, loggableClaim, readStringList } from "./claims";
 import { Settings } from "./settings";
 import { Refusal, refuse } from "./verdict";
 
@@ -55,8 +55,8 @@ export function readExpiry(claims: LuaTable<string, unknown>): number | undefine
   } else if (typeof exp === "string" && string.match(exp, "^%d+%.?%d*$")[0] !== undefined) {
     seconds = tonumber(exp);
   }
-  // NaN compares false with everything, so it would never expire.
-  return seconds === undefined || seconds !== seconds ? false : seconds;
+  // NaN compares false with everything and 1e400 decodes to infinity, so neither would expire.
+  return seconds === undefined || seconds !== seconds || seconds === math.huge ? false : seconds;
 }
 
 /** Checks `exp` when present, allowing `skewSeconds` of clock difference. */
@@ -131,7 +131,7 @@ export function checkIssuer(settings: Settings, claims: LuaTable<string, unknown
     return refuse("INTERNAL_FAILURE", `Claim iss is not a string (${jsonTypeName(issuer)})`);
   }
   if (!settings.issuers.includes(issuer)) {
-    return refuse("PASSWORD_MISMATCH", `Token issuer ${issuer} is not in issuers`);
+    return refuse("PASSWORD_MISMATCH", `Token issuer ${loggableClaim(issuer)} is not in issuers`);
   }
   return undefined;
 }
