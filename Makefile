@@ -12,7 +12,7 @@ CHECK_SCRIPT = lua-out/oauth2-check.lua
 SHARED_FILES = oauth2-bridge.lua oauth2-check.lua 10-oauth2-bridge.conf oauth2-bridge.conf.example oauth2-bridge-setup.sh
 WRAPPER = oauth2-bridge-check
 
-.PHONY: all deps build typecheck check-lua-out unit integration test demo bench install uninstall clean
+.PHONY: all deps build typecheck check-lua-out unit integration test demo bench soak install uninstall clean
 
 all: build
 
@@ -44,6 +44,9 @@ demo: deps
 bench: deps
 	$(LUA) bench/accounts.lua
 	node bench/run.mjs
+
+soak: deps
+	node bench/soak.mjs
 
 # Copies the committed lua-out/, so it needs neither node nor npm. The snippet and the wrapper
 # name the script's final path, $(PREFIX)/share/..., which DESTDIR does not change.

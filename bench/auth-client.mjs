@@ -170,10 +170,13 @@ export class AuthClient {
  * an object `{ user, token }`. Sending stops after `maxRequests` requests or `durationMs`,
  * whichever comes first. Replies still missing `graceMs` later fail the run.
  *
+ * `onReply(login, ok, reply, latencyMs)`, when given, is called for each reply with the login
+ * object, whether it was OK, the OK or FAIL line and the reply's latency in ms.
+ *
  * Resolves with the number of OK and FAIL replies, the first FAIL line, the latency of each
  * reply in ms, and the time from the first request to the last reply in ms.
  */
-export async function runLoad({ socketPath, cpidBase, connections, inFlight, logins, order, maxRequests, durationMs, graceMs }) {
+export async function runLoad({ socketPath, cpidBase, connections, inFlight, logins, order, maxRequests, durationMs, graceMs, onReply }) {
   const clients = [];
   try {
     for (let index = 0; index < connections; index++) {
@@ -200,7 +203,9 @@ export async function runLoad({ socketPath, cpidBase, connections, inFlight, log
         sent += 1;
         const requestStart = performance.now();
         const { ok, reply } = await client.authenticateXoauth2(login.user, login.token);
-        latenciesMs.push(performance.now() - requestStart);
+        const latencyMs = performance.now() - requestStart;
+        latenciesMs.push(latencyMs);
+        onReply?.(login, ok, reply, latencyMs);
         if (ok) {
           okCount += 1;
         } else {

@@ -286,6 +286,12 @@ export function instanceCpuTicks(masterPid) {
   return ticks;
 }
 
+/** Returns the CPU time in clock ticks, `{ user, system }`, used so far by process `pid`, or undefined when it is gone. */
+export function processCpuTicks(pid) {
+  const stat = readProcStat(pid);
+  return stat && { user: stat.utime, system: stat.stime };
+}
+
 // /proc/PID/stat: "pid (comm) state ppid pgrp ... utime stime ...", where comm may contain
 // spaces and parentheses. See proc(5).
 function readProcStat(pid) {
