@@ -31,7 +31,7 @@
 // (the targets are reported, not enforced), 1 otherwise, 128 plus the signal number when
 // interrupted.
 
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -40,12 +40,12 @@ import { fileURLToPath } from 'node:url';
 
 import { closeAllAuthClients, connectAuthClient, percentile, runLoad } from './auth-client.mjs';
 import { instanceCpuTicks, listAuthProcesses, lookupGroupId, processGroupGone, startBenchDovecot } from './dovecot-instance.mjs';
+import { forkIdpStub } from './idp-stub-process.mjs';
 import { markdownTable, RESULT_COLUMNS, RSS_COLUMNS, textTable } from './report.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const BRIDGE_SOURCE = path.join(REPO, 'lua-out', 'oauth2-bridge.lua');
 const CEILING_SCRIPT = path.join(REPO, 'bench', 'ceiling.lua');
-const STUB_SCRIPT = path.join(REPO, 'bench', 'idp-stub.mjs');
 const REPORT_PATH = path.join(REPO, 'bench', 'last-run.md');
 // Every bridge instance loads this copy, taken once at start, so a rebuild of lua-out/ during
 // the run changes nothing and the hash in the report names what was measured.
@@ -61,8 +61,6 @@ const CACHE_FILLED_MISS_RATE = 0.05;
 const COUNTED_MEASUREMENT_MAX_SECONDS = 60;
 // Beyond BENCH_TIME_LIMIT_SECS, the whole run is aborted after this many more seconds.
 const HARD_LIMIT_EXTRA_SECS = 120;
-const STUB_START_TIMEOUT_MS = 10000;
-const STUB_STOP_TIMEOUT_MS = 5000;
 // The bridge re-reads an account file changed within the last second on every lookup.
 const ACCOUNT_FILE_SETTLE_MS = 2500;
 const CLOCK_TICKS_PER_SECOND = readClockTicks();
@@ -179,68 +177,9 @@ for (const signal of Object.keys(EXIT_SIGNAL_CODES)) {
 // ---------------------------------------------------------------- identity provider stub
 
 async function startIdpStub() {
-  // The stub runs in its own process group, so that a Ctrl-C aimed at `make` reaches only this
-  // process, which then stops the stub after the Dovecot instances.
-  const child = fork(STUB_SCRIPT, [], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const pending = new Map();
-  let nextId = 1;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.once('exit', (code, signal) => {
-    for (const request of pending.values()) request.reject(new Error(`the stub exited with code ${code}, signal ${signal}`));
-    pending.clear();
+  return forkIdpStub((stub) => {
+    running.stub = stub;
   });
-  // A failed send() to a stub that is gone is also reported here. The exit handler above has
-  // rejected the pending call already.
-  child.on('error', () => {});
-
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the stub did not start within ${STUB_START_TIMEOUT_MS} ms`)), STUB_START_TIMEOUT_MS);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the stub exited with code ${code}, signal ${signal}`));
-    });
-    child.on('message', (message) => {
-      if (message.type === 'ready') {
-        clearTimeout(timer);
-        resolve();
-        return;
-      }
-      const request = pending.get(message.id);
-      if (request === undefined) return;
-      pending.delete(message.id);
-      if (message.ok) request.resolve(message);
-      else request.reject(new Error(`stub: ${message.error}`));
-    });
-  });
-
-  const stub = {
-    pid: child.pid,
-    call(message) {
-      if (!child.connected) return Promise.reject(new Error(`the stub (PID ${child.pid}) is not running`));
-      return new Promise((resolve, reject) => {
-        const id = nextId++;
-        pending.set(id, { resolve, reject });
-        child.send({ ...message, id });
-      });
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      let timer;
-      const timeout = new Promise((resolve) => {
-        timer = setTimeout(() => resolve(false), STUB_STOP_TIMEOUT_MS);
-      });
-      const done = await Promise.race([exited.then(() => true), timeout]);
-      clearTimeout(timer);
-      if (!done) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-  running.stub = stub;
-  await ready;
-  return stub;
 }
 
 // ---------------------------------------------------------------- users, tokens, accounts

@@ -40,7 +40,7 @@
 // The table is printed and written to bench/soak-last-run.md. At the end, also after an error or
 // Ctrl-C, every process the run started is stopped by PID.
 
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -49,11 +49,11 @@ import { fileURLToPath } from 'node:url';
 
 import { closeAllAuthClients, percentile, runLoad } from './auth-client.mjs';
 import { listAuthProcesses, lookupGroupId, processCpuTicks, processGroupGone, startBenchDovecot } from './dovecot-instance.mjs';
+import { forkIdpStub } from './idp-stub-process.mjs';
 import { markdownTable, textTable } from './report.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const BRIDGE_SOURCE = path.join(REPO, 'lua-out', 'oauth2-bridge.lua');
-const STUB_SCRIPT = path.join(REPO, 'bench', 'idp-stub.mjs');
 const REPORT_PATH = path.join(REPO, 'bench', 'soak-last-run.md');
 
 const EXIT_SIGNAL_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
@@ -71,8 +71,6 @@ const REPLY_GRACE_MS = 20000;
 const SPAWN_IDP_DELAY_MS = 300;
 const SPAWN_WAIT_MS = 5000;
 const PROGRESS_EVERY = 10000;
-const STUB_START_TIMEOUT_MS = 10000;
-const STUB_STOP_TIMEOUT_MS = 5000;
 // The bridge re-reads an account file changed within the last second on every lookup.
 const ACCOUNT_FILE_SETTLE_MS = 2500;
 // Beyond SOAK_TIME_LIMIT_SECS, the whole run is aborted after this many more seconds.
@@ -170,67 +168,10 @@ for (const signal of Object.keys(EXIT_SIGNAL_CODES)) {
 
 // ---------------------------------------------------------------- identity provider stub
 
-// Forks bench/idp-stub.mjs in its own process group, as bench/run.mjs does, and returns
-// `{ pid, call(message), stop() }`.
 async function startIdpStub() {
-  const child = fork(STUB_SCRIPT, [], { detached: true, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const pending = new Map();
-  let nextId = 1;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.once('exit', (code, signal) => {
-    for (const request of pending.values()) request.reject(new Error(`the stub exited with code ${code}, signal ${signal}`));
-    pending.clear();
+  return forkIdpStub((stub) => {
+    running.stub = stub;
   });
-  child.on('error', () => {});
-
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the stub did not start within ${STUB_START_TIMEOUT_MS} ms`)), STUB_START_TIMEOUT_MS);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the stub exited with code ${code}, signal ${signal}`));
-    });
-    child.on('message', (message) => {
-      if (message.type === 'ready') {
-        clearTimeout(timer);
-        resolve();
-        return;
-      }
-      const request = pending.get(message.id);
-      if (request === undefined) return;
-      pending.delete(message.id);
-      if (message.ok) request.resolve(message);
-      else request.reject(new Error(`stub: ${message.error}`));
-    });
-  });
-
-  const stub = {
-    pid: child.pid,
-    call(message) {
-      if (!child.connected) return Promise.reject(new Error(`the stub (PID ${child.pid}) is not running`));
-      return new Promise((resolve, reject) => {
-        const id = nextId++;
-        pending.set(id, { resolve, reject });
-        child.send({ ...message, id });
-      });
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      let timer;
-      const timeout = new Promise((resolve) => {
-        timer = setTimeout(() => resolve(false), STUB_STOP_TIMEOUT_MS);
-      });
-      const done = await Promise.race([exited.then(() => true), timeout]);
-      clearTimeout(timer);
-      if (!done) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-  };
-  running.stub = stub;
-  await ready;
-  return stub;
 }
 
 // ---------------------------------------------------------------- users and the login mix
