@@ -32,7 +32,7 @@
 // interrupted.
 
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { closeAllAuthClients, connectAuthClient, percentile, runLoad } from './auth-client.mjs';
 import { instanceCpuTicks, listAuthProcesses, lookupGroupId, processGroupGone, startBenchDovecot } from './dovecot-instance.mjs';
 import { forkIdpStub } from './idp-stub-process.mjs';
+import { machineFacts, readClockTicks, readLoadAverage } from './machine-facts.mjs';
 import { markdownTable, RESULT_COLUMNS, RSS_COLUMNS, textTable } from './report.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -585,47 +586,6 @@ function describeObservations(results, settings) {
 
 // ---------------------------------------------------------------- environment facts
 
-function machineFacts() {
-  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
-  let dovecotVersion;
-  try {
-    dovecotVersion = execFileSync('/usr/sbin/dovecot', ['--version'], { encoding: 'utf8' }).trim();
-  } catch (err) {
-    dovecotVersion = `unknown (${err.message})`;
-  }
-  let gitRevision = 'unknown';
-  try {
-    const head = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', REPO, 'status', '--porcelain', '--', 'lua-out'], { encoding: 'utf8' }).trim() !== '';
-    gitRevision = dirty ? `${head}, lua-out/ modified` : head;
-  } catch {
-    // Not a git checkout: the script hash below still identifies what was measured.
-  }
-  return {
-    date: new Date().toISOString(),
-    nproc: os.availableParallelism(),
-    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
-    dovecotVersion,
-    nodeVersion: process.version,
-    gitRevision,
-    scriptSha256: createHash('sha256').update(fs.readFileSync(bridgeScript)).digest('hex').slice(0, 16),
-    loadAverageAtStart: readLoadAverage(),
-  };
-}
-
-// The 1, 5 and 15 minute load averages. Other work on the machine lowers the measured rates.
-function readLoadAverage() {
-  return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-}
-
-function readClockTicks() {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-}
-
 function commandLine() {
   const variables = Object.entries(process.env)
     .filter(([name]) => name.startsWith('BENCH_'))
@@ -707,7 +667,7 @@ async function main() {
   bridgeScript = path.join(workDir, 'oauth2-bridge.lua');
   fs.copyFileSync(BRIDGE_SOURCE, bridgeScript);
 
-  const facts = machineFacts();
+  const facts = machineFacts(REPO, bridgeScript);
   console.log(`Load benchmark: ${describeSettings(settings)}.`);
   console.log(`Measuring lua-out/oauth2-bridge.lua, sha256 ${facts.scriptSha256}… (git ${facts.gitRevision}); Dovecot ${facts.dovecotVersion}.`);
   console.log(`Load average at start: ${facts.loadAverageAtStart} on ${facts.nproc} CPUs; other work on the machine lowers the rates.`);

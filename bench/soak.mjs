@@ -41,7 +41,7 @@
 // Ctrl-C, every process the run started is stopped by PID.
 
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,6 +50,7 @@ import { fileURLToPath } from 'node:url';
 import { closeAllAuthClients, percentile, runLoad } from './auth-client.mjs';
 import { listAuthProcesses, lookupGroupId, processCpuTicks, processGroupGone, startBenchDovecot } from './dovecot-instance.mjs';
 import { forkIdpStub } from './idp-stub-process.mjs';
+import { machineFacts, readClockTicks, readLoadAverage } from './machine-facts.mjs';
 import { markdownTable, textTable } from './report.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -317,7 +318,7 @@ async function main() {
   const bridgeScript = path.join(workDir, 'oauth2-bridge.lua');
   fs.copyFileSync(BRIDGE_SOURCE, bridgeScript);
 
-  const facts = machineFacts(bridgeScript);
+  const facts = machineFacts(REPO, bridgeScript);
   console.log(
     `Soak run: ${settings.logins} logins, ${IN_FLIGHT} in flight over ${CONNECTIONS} connections, ${settings.users} users ` +
       `(${settings.mailboxUsers} with a mailbox, ${settings.idpOnlyUsers} known to the IdP only), ${AUTH_WORKERS} auth workers.`,
@@ -544,46 +545,6 @@ function formatDiff(before, after) {
 }
 
 // ---------------------------------------------------------------- environment and report
-
-function machineFacts(bridgeScript) {
-  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
-  let dovecotVersion;
-  try {
-    dovecotVersion = execFileSync('/usr/sbin/dovecot', ['--version'], { encoding: 'utf8' }).trim();
-  } catch (err) {
-    dovecotVersion = `unknown (${err.message})`;
-  }
-  let gitRevision = 'unknown';
-  try {
-    const head = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', REPO, 'status', '--porcelain', '--', 'lua-out'], { encoding: 'utf8' }).trim() !== '';
-    gitRevision = dirty ? `${head}, lua-out/ modified` : head;
-  } catch {
-    // Not a git checkout: the script hash still identifies what ran.
-  }
-  return {
-    date: new Date().toISOString(),
-    nproc: os.availableParallelism(),
-    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
-    dovecotVersion,
-    nodeVersion: process.version,
-    gitRevision,
-    scriptSha256: createHash('sha256').update(fs.readFileSync(bridgeScript)).digest('hex').slice(0, 16),
-    loadAverageAtStart: readLoadAverage(),
-  };
-}
-
-function readLoadAverage() {
-  return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-}
-
-function readClockTicks() {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-}
 
 function commandLine() {
   const variables = Object.entries(process.env)
