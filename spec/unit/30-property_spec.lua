@@ -476,7 +476,8 @@ local function policy_holds(settings, claims)
   local exp = claims.exp
   if present(exp) then
     local seconds = type(exp) == "number" and exp or (type(exp) == "string" and exp:match("^%d+%.?%d*$") and tonumber(exp))
-    if not seconds or seconds + settings.clock_skew_secs <= NOW then
+    -- An infinite exp (1e400) is no number of seconds, so it cannot be trusted.
+    if not seconds or seconds == math.huge or seconds + settings.clock_skew_secs <= NOW then
       return false, "exp"
     end
   end
