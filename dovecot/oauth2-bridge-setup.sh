@@ -125,7 +125,7 @@ trap 'rm -f "$temporary"' EXIT
   fi
 } > "$temporary"
 
-# The file holds the client secret: readable by root and by Dovecot's auth processes only.
+# The file contains the client secret, so only root and Dovecot's auth processes may read it.
 if getent group dovecot > /dev/null; then
   chgrp dovecot "$temporary"
 fi
@@ -151,7 +151,7 @@ passdb {
 SNIPPET
       ;;
     *)
-      # Dovecot 2.4 validates the token itself first, with the same URL and claim; the Lua
+      # Dovecot 2.4 validates the token itself first, with the same URL and claim. The Lua
       # passdb then reads the settings file written above, because lua_settings is empty.
       cat <<SNIPPET
 auth_mechanisms {

@@ -1039,7 +1039,7 @@ local function loadLualdap()
     return require(moduleName)
 end
 local UNREACHABLE_ERRORS = {"Can't contact LDAP server", "Timed out", "result timeout expired"}
---- Whether every server in a search error (one "; "-separated part per URI) failed to answer.
+--- Tells whether every server in a search error (one "; "-separated part per URI) failed to respond.
 function ____exports.noServerAnswered(____error)
     for part in string.gmatch(____error, "[^;]+") do
         if not __TS__ArraySome(
@@ -2159,8 +2159,8 @@ function ____exports.queryUserinfo(settings, url, token, transport, log)
         false
     )
 end
---- Asks an endpoint that takes the token in its URL. Google's tokeninfo answers an invalid token
--- with 400, so 400 counts as a rejected token here too.
+--- Queries an endpoint that takes the token in its URL. Google's tokeninfo returns 400 for an
+-- invalid token, so 400 counts as a rejected token here too.
 function ____exports.queryTokenUrl(settings, url, token, stage, transport, log)
     local request = {
         method = "GET",
@@ -3394,7 +3394,7 @@ function checkTokenCached(bridge, user, token, log)
     end
     return result
 end
---- Asks the identity provider as the settings say: tokeninfo_url first when set, then the
+--- Validates the token with the endpoints the settings name: tokeninfo_url first when set, then the
 -- introspection endpoint, unless tokeninfo already returned the identity claim and
 -- force_introspection is off. Claims of a later response override those of an earlier one.
 function ____exports.validateToken(bridge, token, log)

@@ -1,5 +1,5 @@
 // Dovecot 2.4 support. There, Dovecot's own oauth2 block validates XOAUTH2 and OAUTHBEARER
-// tokens and then asks the Lua passdb only auth_passdb_lookup(req), with the token in
+// tokens and then calls only auth_passdb_lookup(req) of the Lua passdb, with the token in
 // req.passdb.token (Dovecot 2.4.1). That lookup fails open: unless the passdb block sets
 // result_failure = return-fail and result_internalfail = return-fail, a refusal, an internal
 // failure or a crashed worker still logs the user in. The script cannot read its own passdb

@@ -35,7 +35,7 @@ export type HttpResponse =
     }
   | { readonly ok: false; readonly error: string };
 
-/** Sends one request and returns its response. Transport failures are returned, never raised. */
+/** Sends one request and returns its response. Transport failures are returned as { ok: false }. */
 export type Transport = (request: HttpRequest) => HttpResponse;
 
 type Exchange =

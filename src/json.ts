@@ -4,7 +4,7 @@ import * as cjsonModule from "cjson";
 // the same auth process.
 const cjson = cjsonModule.new();
 cjson.decode_max_depth(32);
-// JSON has no NaN, Infinity or hexadecimal numbers; cjson accepts them unless told not to.
+// JSON has no NaN, Infinity or hexadecimal numbers, but cjson accepts them unless this is off.
 cjson.decode_invalid_numbers(false);
 
 export type DecodeResult =

@@ -18,11 +18,11 @@ function loadLualdap(): typeof LuaLdap {
   return require(moduleName) as typeof LuaLdap;
 }
 
-// libldap's messages when no LDAP server answered: LDAP_SERVER_DOWN, LDAP_TIMEOUT and LuaLDAP's
-// result timeout. The server may come back, so at start these are no configuration error.
+// libldap's messages when no LDAP server responded: LDAP_SERVER_DOWN, LDAP_TIMEOUT and LuaLDAP's
+// result timeout. The server may come back, so at start these are not configuration errors.
 const UNREACHABLE_ERRORS = ["Can't contact LDAP server", "Timed out", "result timeout expired"];
 
-/** Whether every server in a search error (one "; "-separated part per URI) failed to answer. */
+/** Tells whether every server in a search error (one "; "-separated part per URI) failed to respond. */
 export function noServerAnswered(error: string): boolean {
   for (const [part] of string.gmatch(error, "[^;]+")) {
     if (!UNREACHABLE_ERRORS.some((message) => part.endsWith(message))) {
@@ -135,7 +135,7 @@ export class LdapAccounts implements AccountSource {
     const dns: string[] = [];
     let readError: string | undefined = undefined;
     const [completed, searchError] = pcall(() => {
-      // "1.1" asks for no attributes (RFC 4511 section 4.5.1.8): only the DN is needed. Two
+      // "1.1" requests no attributes (RFC 4511 section 4.5.1.8), because only the DN is needed. Two
       // entries are enough to know the name is ambiguous, so the server may stop there.
       const next = connection.search({ base, scope, filter, attrs: ["1.1"], sizelimit: 2 });
       // The iterator is called by hand, because a for loop would end silently on an error.

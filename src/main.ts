@@ -47,8 +47,8 @@ export function scriptInit(luaSettings?: LuaTable<string, unknown>): number {
 
   const discovery =
     settings.openid_configuration_url === undefined ? undefined : new Discovery(settings, settings.openid_configuration_url);
-  // The two-generation cache keeps between half and all of its capacity; doubling it keeps at
-  // least the cache_size most recently used tokens, as an LRU cache of that size would.
+  // The two-generation cache keeps between half and all of its capacity. Doubling the capacity
+  // keeps at least the cache_size most recently used tokens, as an LRU cache of that size would.
   const cache = settings.cache_ttl_secs > 0 ? new TokenCache(2 * settings.cache_size) : undefined;
   bridge = { settings, accounts, transport: httpRequest, discovery, cache, digestSeed: randomSeed(), now: () => os.time() };
   return 0;

@@ -103,7 +103,7 @@ function checkTokenCached(bridge: Bridge, user: string, token: string, log: Logg
 }
 
 /**
- * Asks the identity provider as the settings say: tokeninfo_url first when set, then the
+ * Validates the token with the endpoints the settings name: tokeninfo_url first when set, then the
  * introspection endpoint, unless tokeninfo already returned the identity claim and
  * force_introspection is off. Claims of a later response override those of an earlier one.
  */

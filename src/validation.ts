@@ -42,8 +42,8 @@ export function queryUserinfo(
 }
 
 /**
- * Asks an endpoint that takes the token in its URL. Google's tokeninfo answers an invalid token
- * with 400, so 400 counts as a rejected token here too.
+ * Queries an endpoint that takes the token in its URL. Google's tokeninfo returns 400 for an
+ * invalid token, so 400 counts as a rejected token here too.
  */
 export function queryTokenUrl(
   settings: Settings,
